@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,13 +56,15 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     external = os.environ.get("PG_URL")
     handle = None
     if external:
         admin_url = external
     else:
-        handle = PgServer(tmp_path_factory.mktemp("pg") / "cluster").start()
+        # Not under tmp_path_factory: its folders are private to root, and the
+        # server runs as an unprivileged user that must reach its data folder.
+        handle = PgServer(Path(tempfile.mkdtemp(prefix="slogate-pg-")) / "cluster").start()
         admin_url = handle.url
     params = psycopg2.extensions.parse_dsn(admin_url)
     conn = psycopg2.connect(admin_url)
@@ -164,7 +167,11 @@ def parse_adhoc_result(stdout):
     if marker < 0:
         raise AssertionError("no module result in ansible output:\n%s" % stdout[-3000:])
     start = stdout.index("{", marker)
+    status = stdout[marker + len("localhost | "):start].split("=>")[0].strip()
     result, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    # The callback prints the status in the header and drops it from the body.
+    result.setdefault("failed", status.startswith("FAILED"))
+    result.setdefault("changed", status == "CHANGED")
     return result
 
 

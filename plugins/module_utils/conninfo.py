@@ -120,8 +120,14 @@ _CONNECT_ERRORS = (
 )
 
 
+# libpq parses some values (port, sslmode...) only when it connects.
+_MALFORMED = re.compile(r"for connection option|invalid connection option|invalid URI|invalid \w+ value")
+
+
 def describe_connect_error(driver_message, target, origin, secrets=()):
     """Turn a driver's connection error into one line naming the target and the fix."""
+    if _MALFORMED.search(one_line(driver_message)):
+        return describe_malformed_url(origin, driver_message)
     first = mask_secrets(one_line(driver_message), secrets)
     for pattern, template in _CONNECT_ERRORS:
         match = pattern.search(first)

@@ -117,7 +117,7 @@ class Database(object):
 
     def _record(self, query):
         text = query.decode("utf-8", "replace") if isinstance(query, bytes) else str(query)
-        self.queries.append(mask_secrets(text, self.secrets))
+        self.queries.append(mask_secrets(text.strip(), self.secrets))
 
     def in_transaction(self):
         status = self.connection.get_transaction_status()

@@ -112,7 +112,7 @@ function:
   description: The function that was called, with its argument types.
   returned: when the function was found
   type: str
-  sample: public.drain_cache_invalidation_queue(integer,integer)
+  sample: public.drain_cache_invalidation_queue(integer, integer)
 shape:
   description: How the result was judged, one of C(boolean), C(json), C(void), C(rows), C(scalar).
   returned: when the function was found
@@ -211,7 +211,7 @@ from ansible_collections.slogate.supabase.plugins.module_utils.verify import (
 )
 
 LOOKUP = """
-SELECT p.oid::pg_catalog.regprocedure::text AS signature,
+SELECT pg_catalog.format('%%I.%%I(%%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)) AS signature,
        pg_catalog.format_type(p.prorettype, NULL) AS return_type,
        p.proretset AS returns_set, t.typtype = 'c' AS returns_composite,
        p.prokind AS kind, p.pronargs AS nargs, p.pronargdefaults AS ndefaults

@@ -53,8 +53,12 @@ def ensure_server_user():
     return SERVER_USER
 
 
-def _run(cmd, user, **kwargs):
-    return subprocess.run([str(c) for c in cmd], check=True, user=user, capture_output=True, text=True, **kwargs)
+def _run(cmd, user):
+    proc = subprocess.run([str(c) for c in cmd], user=user, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (exit %d): %s" % (Path(str(cmd[0])).name, proc.returncode,
+                                                         (proc.stderr or proc.stdout).strip()))
+    return proc
 
 
 class PgServer:
@@ -78,6 +82,7 @@ class PgServer:
         user = ensure_server_user()
         self.basedir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.basedir, 0o755)
+        os.chmod(self.basedir.parent, 0o755)
         pwfile = self.basedir / "pwfile"
         pwfile.write_text(self.password + "\n")
         if user:
@@ -105,7 +110,7 @@ class PgServer:
             ]))
         try:
             _run([self.bindir / "pg_ctl", "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60", "start"], user)
-        except subprocess.CalledProcessError:
+        except RuntimeError:
             sys.stderr.write(self.logfile.read_text() if self.logfile.exists() else "no server log\n")
             raise
         return self
@@ -116,6 +121,8 @@ class PgServer:
             subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
                            user=user, capture_output=True)
         shutil.rmtree(self.basedir, ignore_errors=True)
+        if self.basedir.parent.name.startswith("slogate-pg-"):
+            shutil.rmtree(self.basedir.parent, ignore_errors=True)
 
     def server_version(self):
         return (self.datadir / "PG_VERSION").read_text().strip()

@@ -76,3 +76,8 @@ def test_describe_malformed_url_drops_quoted_fragments():
     line = describe_malformed_url("DATABASE_URL", 'invalid dsn: invalid integer value "s3cret" for connection option "port"')
     assert "s3cret" not in line
     assert line.startswith("DATABASE_URL is not a valid PostgreSQL connection URL")
+
+
+def test_values_libpq_checks_at_connect_count_as_malformed():
+    line = describe_connect_error('invalid integer value "s3cret" for connection option "port"', TARGET, "SUPABASE_DB_URL")
+    assert line.startswith("SUPABASE_DB_URL is not a valid PostgreSQL connection URL") and "s3cret" not in line
