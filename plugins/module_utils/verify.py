@@ -28,7 +28,6 @@ SHAPES = ("boolean", "json", "void", "rows", "scalar")
 UNSET = object()
 
 
-
 @dataclass(frozen=True)
 class Check:
     """One named check inside a result, as the kit's verifiers report them."""

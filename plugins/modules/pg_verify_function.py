@@ -12,9 +12,10 @@ module: pg_verify_function
 short_description: Call a PostgreSQL verification function and fail with the checks that failed
 version_added: 0.1.0
 description:
-  - Calls a function such as C(verify_migration_success()) and decides from its result whether the
-    database is in the expected state, replacing C(psql -c "SELECT verify_...()") and a person reading the output.
-  - Understands the result shapes verification functions use. C(boolean) passes when true.
+  - Calls a function such as C(verify_migration_success\(\)) and decides from its result whether the
+    database is in the expected state, replacing C(psql -c "SELECT verify_...\(\)") and a person reading the output.
+  - >-
+    Understands the result shapes verification functions use. C(boolean) passes when true.
     C(json)/C(jsonb) of the form C({"ok": bool, "checks": [{"name", "ok", "detail"}]}) passes when
     C(ok) is true (or, without C(ok), when every check is ok) and otherwise names every failed check.
     A set-returning function's rows are checks when they have an C(ok) column.
@@ -27,7 +28,7 @@ extends_documentation_fragment:
 options:
   function:
     description:
-      - Name of the function, optionally schema-qualified (C(public.verify_migration_success)); a trailing C(()) is ignored.
+      - Name of the function, optionally schema-qualified (C(public.verify_migration_success)); a trailing C(\(\)) is ignored.
     type: str
     required: true
   schema:
@@ -46,9 +47,10 @@ options:
       - Replaces the default pass rule for the result.
       - V(true) or V(false) compares a boolean result, the C(ok) field of a json result, or whether
         every check row is ok.
-      - A mapping is a subset the json result must contain (PostgreSQL's C(@>) semantics), for example
+      - >-
+        A mapping is a subset the json result must contain (PostgreSQL's C(@>) semantics), for example
         C({"checks": [{"name": "rls_enabled", "ok": true}]}); for a set-returning function, a mapping
-        (or list of mappings) each row-set must contain.
+        (or list of mappings) the rows must contain.
       - Any other value must equal a scalar result (C(0) for a function returning a count of problems).
     type: raw
   expect_rows:
@@ -63,13 +65,15 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
-      - The call runs in a transaction that is rolled back. RV(changed) says whether it would have written.
+      - The call runs in a transaction that is rolled back; C(changed) says whether it would have written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
-  - slogate.supabase developers
+  - slogate.supabase developers (@slogate)
 """
 
 EXAMPLES = r"""

@@ -54,10 +54,10 @@ def ensure_server_user():
 
 
 def _run(cmd, user):
-    proc = subprocess.run([str(c) for c in cmd], user=user, capture_output=True, text=True)
+    proc = subprocess.run([str(c) for c in cmd], user=user, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (Path(str(cmd[0])).name, proc.returncode,
-                                                         (proc.stderr or proc.stdout).strip()))
+        output = (proc.stderr or proc.stdout).strip()
+        raise RuntimeError("%s failed (exit %d): %s" % (Path(str(cmd[0])).name, proc.returncode, output))
     return proc
 
 
@@ -119,7 +119,7 @@ class PgServer:
         user = SERVER_USER if os.geteuid() == 0 else None
         if (self.datadir / "postmaster.pid").exists():
             subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
-                           user=user, capture_output=True)
+                           user=user, capture_output=True, check=False)
         shutil.rmtree(self.basedir, ignore_errors=True)
         if self.basedir.parent.name.startswith("slogate-pg-"):
             shutil.rmtree(self.basedir.parent, ignore_errors=True)

@@ -51,7 +51,8 @@ ERRORS = {
                        "authentication failed for user postgres on %s: check the password in db_url" % TARGET),
     "unknown database": ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "nope" does not exist',
                          "database nope does not exist on %s: create it or fix the database name in db_url" % TARGET),
-    "closed port": ('connection to server at "127.0.0.1", port 5432 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?',
+    "closed port": ('connection to server at "127.0.0.1", port 5432 failed: Connection refused\n'
+                    '\tIs the server running on that host and accepting TCP/IP connections?',
                     "cannot reach PostgreSQL at %s: connection refused; check the host and port in db_url and that the server is running" % TARGET),
     "unknown host": ('could not translate host name "nohost" to address: Name or service not known',
                      "host nohost cannot be resolved: fix the host name in db_url"),

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`): every part, with its wall time.
+#   bash tests/run.sh          all parts
+#   bash tests/run.sh pg15     only the integration suite on Debian's PostgreSQL 15
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bin="$root/.venv/bin"
+declare -a summary=()
+
+part() {  # part NAME COMMAND...: run it, time it, stop at the first failure
+  local name="$1"; shift
+  echo
+  echo "=== $name"
+  local start=$SECONDS
+  if "$@"; then
+    summary+=("$(printf '%-36s %4ds  ok' "$name" $((SECONDS - start)))")
+  else
+    summary+=("$(printf '%-36s %4ds  FAILED' "$name" $((SECONDS - start)))")
+    report; exit 1
+  fi
+}
+
+report() {
+  echo
+  echo "=== wall time per part"
+  printf '%s\n' "${summary[@]}"
+}
+
+pg15() (
+  if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
+    echo "installing Debian's postgresql-15 (apt-get)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+  fi
+  dir="$(mktemp -d /tmp/slogate-pg15-XXXXXX)"
+  trap '"$bin/python" tests/support/pgserver.py stop --dir "$dir/cluster"; rm -rf "$dir"' EXIT
+  url="$("$bin/python" tests/support/pgserver.py start --dir "$dir/cluster" --bindir /usr/lib/postgresql/15/bin)"
+  PG_URL="$url" "$bin/python" -m pytest -q -n 2 tests/integration
+)
+
+case "${1:-all}" in
+  pg15) part "integration on PostgreSQL 15" pg15; report ;;
+  all)
+    part "unit + integration on PostgreSQL 18" "$bin/python" -m pytest -q -n 2 tests/unit tests/integration
+    part "integration on PostgreSQL 15" pg15
+    part "ansible-test sanity" bash tests/sanity/run.sh
+    part "ansible-lint (production)" "$bin/ansible-lint" --profile production
+    part "collection build + ansible-doc" bash -c \
+      "'$bin/ansible-galaxy' collection build --force --output-path build >/dev/null && ls build/slogate-supabase-*.tar.gz && for m in plugins/modules/*.py; do '$bin/ansible-doc' -t module slogate.supabase.\$(basename \$m .py) >/dev/null || exit 1; done"
+    report ;;
+  *) echo "usage: tests/run.sh [all|pg15]" >&2; exit 2 ;;
+esac
