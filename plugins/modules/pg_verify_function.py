@@ -12,8 +12,8 @@ module: pg_verify_function
 short_description: Call a PostgreSQL verification function and fail with the checks that failed
 version_added: 0.1.0
 description:
-  - Calls a function such as C(verify_migration_success\(\)) and decides from its result whether the
-    database is in the expected state, replacing C(psql -c "SELECT verify_...\(\)") and a person reading the output.
+  - Calls a function such as C(verify_migration_success) and decides from its result whether the
+    database is in the expected state, replacing a C(psql -c) call and a person reading the output.
   - >-
     Understands the result shapes verification functions use. C(boolean) passes when true.
     C(json)/C(jsonb) of the form C({"ok": bool, "checks": [{"name", "ok", "detail"}]}) passes when
@@ -28,7 +28,7 @@ extends_documentation_fragment:
 options:
   function:
     description:
-      - Name of the function, optionally schema-qualified (C(public.verify_migration_success)); a trailing C(\(\)) is ignored.
+      - Name of the function, optionally schema-qualified (C(public.verify_migration_success)); trailing empty parentheses are ignored.
     type: str
     required: true
   schema:
