@@ -192,10 +192,10 @@ def parse_adhoc_result(stdout):
     return result
 
 
-def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False):
+def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False, interpreter=None):
     """Run slogate.supabase.<module> through the `ansible` CLI on localhost."""
     cmd = [str(VENV_BIN / "ansible"), "localhost", "-m", "slogate.supabase.%s" % module,
-           "-a", json.dumps(args or {}), "-e", "ansible_python_interpreter=%s" % sys.executable]
+           "-a", json.dumps(args or {}), "-e", "ansible_python_interpreter=%s" % (interpreter or sys.executable)]
     if check:
         cmd.append("--check")
     if diff:

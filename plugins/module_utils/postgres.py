@@ -15,6 +15,7 @@ __metaclass__ = type
 import datetime
 import decimal
 import os
+import sys
 import traceback
 import uuid
 from urllib.parse import quote
@@ -49,7 +50,6 @@ except ImportError:
     psycopg2 = None
     sql = None
 
-INSTALL_HINT = "install it on the host that runs the module: pip install psycopg2-binary"
 
 
 def pg_argument_spec(**extra):
@@ -68,9 +68,10 @@ def pg_argument_spec(**extra):
 def require_driver(module):
     """Fail the module in one line when psycopg2 cannot be imported."""
     if not HAS_PSYCOPG2:
-        from ansible.module_utils.basic import missing_required_lib
-        module.fail_json(msg="%s; %s" % (one_line(missing_required_lib("psycopg2")), INSTALL_HINT),
-                         exception=PSYCOPG2_IMPORT_ERROR)
+        module.fail_json(
+            msg="psycopg2 is missing from %s, the Python that runs the module: point ansible_python_interpreter "
+                "at a Python that has it, or install it there with pip install psycopg2-binary" % sys.executable,
+            exception=PSYCOPG2_IMPORT_ERROR)
 
 
 class Database(object):

@@ -106,3 +106,14 @@ def test_statement_timeout_cancels_a_slow_call(pg_db, ansible_module):
                                                     statement_timeout="200ms", db_url=pg_db.url))
     assert run.failed
     assert "canceling statement due to statement timeout" in run.result["msg"]
+
+
+def test_missing_driver_is_one_line_saying_what_to_install(tmp_path, ansible_module):
+    import subprocess
+    import sys
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    run = ansible_module("pg_verify_function", dict(PROBE, db_url="postgresql://u:DriverSecret1@127.0.0.1:1/x"),
+                         interpreter=str(bare / "bin" / "python"), verbosity=3)
+    msg = assert_one_clean_line(run, "DriverSecret1")
+    assert "psycopg2" in msg and msg.endswith("pip install psycopg2-binary")
