@@ -1,0 +1,2 @@
+-- Undoes 20260105090000_documents.sql. Drops the documents and their data.
+DROP TABLE public.documents;
