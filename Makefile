@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 COLLECTIONS := $(VENV)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: help venv test unit integration integration-pg15 sanity lint demo bench build doc lock clean
+.PHONY: help venv cli test unit integration integration-pg15 sanity lint demo bench build doc lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ $(STAMP): requirements.txt
 	@touch $@
 
 venv: $(STAMP) ## create .venv with the pinned tools and link the collection into it
+
+cli: node_modules/.bin/supabase ## the real Supabase CLI from package-lock.json into node_modules/ (npm ci; tests call it)
+
+node_modules/.bin/supabase: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
 
 test: venv ## everything: unit + integration on PostgreSQL 18 and 15, sanity, lint
 	bash tests/run.sh

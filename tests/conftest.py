@@ -209,3 +209,35 @@ def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False
 @pytest.fixture
 def ansible_module():
     return run_module
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def recap(self):
+        """The PLAY RECAP counters of localhost, e.g. {"ok": 3, "changed": 1, ...}."""
+        line = next(l for l in self.stdout.splitlines() if l.startswith("localhost") and "ok=" in l)
+        return {key: int(value) for key, value in (pair.split("=") for pair in line.split(":", 1)[1].split())}
+
+
+def run_playbook(playbook, extra_vars=None, check=False, diff=False, verbosity=0, env=None):
+    """Run a playbook file with ansible-playbook against localhost."""
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+           "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", json.dumps(extra_vars or {})]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=900)
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def ansible_playbook():
+    return run_playbook

@@ -140,4 +140,3 @@ def pack_from_params(files):
         pack.append(PackFile(str(item["name"]), str(item["content"]),
                              None if item.get("rollback") is None else str(item["rollback"])))
     return pack
-

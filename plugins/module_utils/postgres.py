@@ -51,7 +51,6 @@ except ImportError:
     sql = None
 
 
-
 def pg_argument_spec(**extra):
     """The connection options every module takes, plus the module's own."""
     spec = dict(
