@@ -11,13 +11,14 @@ CREATE INDEX documents_tags_idx ON public.documents USING gin (tags);
 CREATE INDEX documents_created_at_idx ON public.documents (created_at DESC);
 
 -- Runs with the caller's rights: RLS decides which documents a user finds.
-CREATE FUNCTION public.search_documents(q text, max_results integer DEFAULT 20)
+-- public_only limits it to public documents, for results shared between users (the cache).
+CREATE FUNCTION public.search_documents(q text, max_results integer DEFAULT 20, public_only boolean DEFAULT false)
   RETURNS TABLE (id bigint, title text, tags text[], rank real, created_at timestamptz)
   LANGUAGE sql STABLE SET search_path = ''
   AS $$
     SELECT d.id, d.title, d.tags, ts_rank(d.search_vector, query) AS rank, d.created_at
     FROM public.documents d, websearch_to_tsquery('english', q) AS query
-    WHERE d.search_vector @@ query
+    WHERE d.search_vector @@ query AND (d.is_public OR NOT public_only)
     ORDER BY rank DESC, d.id
     LIMIT least(greatest(max_results, 1), 100)
   $$;

@@ -21,9 +21,10 @@ CREATE FUNCTION public.documents_audit()
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = ''
   AS $$
 BEGIN
-  INSERT INTO public.audit_log (action, object, detail)
-  VALUES (lower(TG_OP), 'public.documents',
-          pg_catalog.jsonb_build_object('role', current_user, 'sub', auth.uid()));
+  -- current_user is this function's owner here; the role the writer set is in the 'role' setting.
+  INSERT INTO public.audit_log (actor, action, object, detail)
+  VALUES (coalesce(nullif(pg_catalog.current_setting('role', true), 'none'), session_user),
+          pg_catalog.lower(TG_OP), 'public.documents', pg_catalog.jsonb_build_object('sub', auth.uid()));
   RETURN NULL;
 END
 $$;
@@ -37,12 +38,13 @@ CREATE TRIGGER documents_audit
   FOR EACH STATEMENT EXECUTE FUNCTION public.documents_audit();
 
 -- Recomputes one cached search for warm_cache_top_queries(): params {"q", "limit"}.
+-- The cache is shared by every user, so it holds public documents only.
 CREATE FUNCTION public.search_documents_warm(params jsonb)
   RETURNS jsonb
   LANGUAGE sql STABLE SET search_path = ''
   AS $$
     SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]'::jsonb)
-    FROM public.search_documents(params ->> 'q', coalesce((params ->> 'limit')::integer, 20)) AS r
+    FROM public.search_documents(params ->> 'q', coalesce((params ->> 'limit')::integer, 20), true) AS r
   $$;
 INSERT INTO public.cache_warmers (query_name, function_name, ttl)
 VALUES ('search', 'public.search_documents_warm', interval '15 minutes');
