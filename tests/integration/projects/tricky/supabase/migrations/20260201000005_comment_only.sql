@@ -1,0 +1,1 @@
+-- nothing to do in this release; kept for the history

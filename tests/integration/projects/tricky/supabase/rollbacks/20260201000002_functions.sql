@@ -1,0 +1,2 @@
+DROP FUNCTION public.add_one(integer);
+DROP FUNCTION public.touch(bigint);

@@ -1,0 +1,1 @@
+DROP TABLE public.pulled_two;
