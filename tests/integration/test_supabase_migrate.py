@@ -188,12 +188,12 @@ def half_project(project, tmp_path, count):
 
 
 def assert_cli_sees_everything(cli, db, project):
-    listing = cli.migration_list(db.url)
-    rows = listing["migrations"] if isinstance(listing, dict) else listing
-    assert rows, listing
-    dry = cli.push(db.url, dry_run=True)
+    listed = cli.migration_list(db.url)["migrations"]
+    assert [(m["local"], m["remote"]) for m in listed] == [(v, v) for v in local_versions(project)]
+    dry = cli.push(db.url, dry_run=True, output_format="json")
     assert dry.returncode == 0, dry.stderr
-    assert "Would push" not in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+    report = dry.json()
+    assert report.get("dryRun") is True and not report.get("migrations"), report
     assert [row[0] for row in history(db)] == local_versions(project)
 
 
