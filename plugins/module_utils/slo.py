@@ -337,13 +337,14 @@ def _and_list(items):
     return "%s and %s" % (", ".join(items[:-1]), items[-1])
 
 
-def clock(moment):
-    """HH:MM, or HH:MM:SS for buckets that do not start on a minute (demo buckets of 10 s)."""
-    return moment.strftime("%H:%M" if moment.second == 0 else "%H:%M:%S")
+def clock(verdict):
+    """HH:MM for buckets of whole minutes, else HH:MM:SS (demo buckets of 10 s)."""
+    whole_minutes = verdict.end is not None and (verdict.end - verdict.start).total_seconds() % 60 == 0
+    return verdict.start.strftime("%H:%M" if whole_minutes else "%H:%M:%S")
 
 
 def _bucket_list(verdicts):
-    return "%s (%s requests)" % (", ".join(clock(v.start) for v in verdicts), _and_list(str(v.samples) for v in verdicts))
+    return "%s (%s requests)" % (", ".join(clock(v) for v in verdicts), _and_list(str(v.samples) for v in verdicts))
 
 
 def describe(evaluation):
@@ -358,7 +359,7 @@ def describe(evaluation):
             else "in %d of %d buckets" % rule.within if rule.within else "in a bucket")
     return "%s: %s %s %s %s %s (%s; %s requests)" % (
         rule.action, rule.metric, values, rule.op, format_value(rule.metric, rule.threshold), span,
-        ", ".join(clock(v.start) for v in hits), _and_list(str(v.samples) for v in hits))
+        ", ".join(clock(v) for v in hits), _and_list(str(v.samples) for v in hits))
 
 
 def explain(decision):
@@ -371,3 +372,56 @@ def explain(decision):
         return "pass: %d rules over %d complete buckets, none fired" % (len(decision.evaluations), count)
     more = " (+%d more fired)" % (len(fired) - 1) if len(fired) > 1 else ""
     return describe(fired[0]) + more
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+def parse_time(text, what):
+    """An aware datetime from ISO 8601 text (a naive one is taken as UTC) or Unix seconds."""
+    if isinstance(text, datetime.datetime):
+        moment = text
+    else:
+        value = str(text).strip()
+        try:
+            moment = datetime.datetime.fromtimestamp(float(value), datetime.timezone.utc)
+        except ValueError:
+            try:
+                moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
+            except ValueError:
+                raise ConfigurationError("%s=%r is not a time: use ISO 8601 (2026-11-26T12:05:00Z) or Unix seconds" % (
+                    what, value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def buckets_from_rows(rows, width):
+    """Buckets from rows of (bucket start, requests, err_rate, p95_ms, p99_ms, cache_hit_rate)."""
+    result = []
+    step = datetime.timedelta(seconds=width)
+    for row in rows:
+        start = row["bucket"] if row["bucket"].tzinfo else row["bucket"].replace(tzinfo=datetime.timezone.utc)
+        requests = int(row["requests"])
+        metrics = {"requests": Sample(float(requests), requests)}
+        for metric in ("err_rate", "p95_ms", "p99_ms", "cache_hit_rate"):
+            metrics[metric] = Sample(None if row[metric] is None else float(row[metric]), requests)
+        result.append(Bucket(start, start + step, metrics))
+    return result
+
+
+def to_dict(decision, width):
+    """The Decision as plain data for a module result."""
+    def verdict(v):
+        return dict(start=v.start.isoformat() if v.start else None, end=v.end.isoformat() if v.end else None,
+                    value=v.value, samples=v.samples, breached=v.breached)
+
+    def rule_dict(rule):
+        return {"id": rule.id, "metric": rule.metric, "op": rule.op, "threshold": rule.threshold, "action": rule.action,
+                "for": rule.for_buckets, "within": list(rule.within) if rule.within else None,
+                "no_data": rule.no_data, "min_samples": rule.min_samples}
+
+    since, as_of, count = decision.window
+    evaluations = [dict(rule_dict(e.rule), status=e.status, reason=e.reason, buckets=[verdict(v) for v in e.buckets])
+                   for e in decision.evaluations]
+    fired = [dict(rule_dict(e.rule), message=describe(e), buckets=[verdict(v) for v in e.fired_buckets])
+             for e in decision.fired]
+    return dict(decision=decision.decision, msg=decision.msg, fired=fired, evaluations=evaluations,
+                window=dict(since=since.isoformat(), as_of=as_of.isoformat(), bucket_seconds=width, buckets=count))

@@ -1,0 +1,298 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: slogate.supabase contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: slo_check
+short_description: Decide from SLO rules whether a deploy passes, needs attention or must roll back
+version_added: 0.1.0
+description:
+  - Evaluates SLO rules over time buckets of request metrics and returns a decision, C(pass) < C(warn) < C(page)
+    < C(critical) < C(rollback), or C(hold) when the data are too thin to decide, with the values, thresholds,
+    bucket times, sample counts and queries that produced it.
+  - Buckets are C([start, start + bucket_seconds)) on a grid aligned to the Unix epoch. Only buckets that start at
+    or after O(since) and end at or before O(as_of) count; the current, incomplete bucket never does.
+  - An error is a request with status 500 or more, or no response at all (status 0 or NULL); 4xx responses are not
+    errors. Rates are percentages (C(1) means 1 %).
+  - The metrics are computed from the raw C(performance_metrics) table of the kit (role M(slogate.supabase.kit))
+    with C(date_bin), touching only the window's rows through the C(created_at) index.
+  - With O(wait_for_buckets), watches live until that many buckets are complete, polling every O(poll_interval)
+    seconds, and stops early on C(rollback) or C(critical).
+extends_documentation_fragment:
+  - slogate.supabase.postgres
+options:
+  rules:
+    description:
+      - The rules. Each has C(metric) (C(p95_ms), C(p99_ms), C(err_rate), C(cache_hit_rate), C(requests), or
+        C(mv_refresh_failures), one value for the whole window), C(op) (C(>), C(>=), C(<), C(<=)), C(threshold),
+        C(action) (C(warn), C(page), C(critical), C(rollback)), C(for) (N consecutive buckets, default 1) or
+        C(within) (C([M, N]), M breaching buckets among N consecutive ones), C(no_data) (C(ignore), C(breach),
+        C(hold), default C(hold)) and C(min_samples) (a bucket with fewer requests is no data, default 20).
+      - Mutually exclusive with O(preset).
+    type: list
+    elements: dict
+  preset:
+    description:
+      - A named rule set. V(runbook) is the runbook's alert tiers and rollback triggers; V(success_criteria) its
+        success criteria (P95 < 500 ms, P99 < 1 s, errors < 1 %, cache hit >= 30 %).
+      - Used when O(rules) is not given.
+    type: str
+    choices: [runbook, success_criteria]
+    default: runbook
+  since:
+    description:
+      - Start of the window, usually the deploy time (ISO 8601 or Unix seconds; without a zone, UTC).
+        A bucket that starts exactly then counts; the bucket that contains it does not.
+      - Either this or O(lookback_minutes).
+    type: str
+  lookback_minutes:
+    description:
+      - Window start as minutes before O(as_of), when O(since) is not given.
+    type: int
+  as_of:
+    description:
+      - End of the window, to replay past data (ISO 8601 or Unix seconds). Rows after it are never read, so a replay
+        equals the live run that stopped then. Default, the database's current time.
+    type: str
+  bucket_seconds:
+    description:
+      - Width of a bucket. 300 in production; demos use 10.
+    type: int
+    default: 300
+  metrics_table:
+    description:
+      - The request metrics table, as C(schema.table).
+    type: str
+    default: public.performance_metrics
+  refresh_log_table:
+    description:
+      - The materialized view refresh log, for C(mv_refresh_failures), as C(schema.table).
+    type: str
+    default: public.mv_refresh_log
+  wait_for_buckets:
+    description:
+      - Watch live until this many buckets of the window are complete (0, the default, evaluates once).
+    type: int
+    default: 0
+  poll_interval:
+    description:
+      - Seconds between two evaluations while watching.
+    type: float
+    default: 30
+  wait_timeout:
+    description:
+      - Seconds to go on watching while the decision is C(hold) once O(wait_for_buckets) are complete.
+        Default, two more buckets.
+    type: int
+  fail_on:
+    description:
+      - The lowest decision that fails the task. V(never) only reports.
+    type: str
+    choices: [warn, page, critical, rollback, never]
+    default: rollback
+  fail_on_hold:
+    description:
+      - Also fail the task when the decision is C(hold) at the end.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Only reads; runs the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+author:
+  - slogate.supabase developers (@slogate)
+"""
+
+EXAMPLES = r"""
+- name: Watch three 5-minute buckets after the deploy, roll back on the runbook's triggers
+  slogate.supabase.slo_check:
+    preset: runbook
+    since: "{{ deploy_started_at }}"
+    wait_for_buckets: 3
+  register: monitor_verdict
+
+- name: Replay last night's incident with a candidate rule set
+  slogate.supabase.slo_check:
+    rules:
+      - {metric: err_rate, op: ">", threshold: 1, action: rollback, for: 2}
+      - {metric: p95_ms, op: ">", threshold: 600, action: warn, within: [2, 3]}
+    since: "2026-11-25T23:00:00Z"
+    as_of: "2026-11-26T01:00:00Z"
+    fail_on: never
+"""
+
+RETURN = r"""
+decision:
+  description: C(pass), C(warn), C(page), C(critical), C(rollback) or C(hold).
+  returned: success or a failure after evaluation
+  type: str
+  sample: rollback
+msg:
+  description: One line that explains the decision with its numbers.
+  returned: always
+  type: str
+  sample: "rollback: err_rate 3.4% and 3.1% > 1% for 2 consecutive buckets (12:05, 12:10; 812 and 790 requests)"
+fired:
+  description: The rules that fired, with their message and the buckets that made them fire.
+  returned: success or a failure after evaluation
+  type: list
+  elements: dict
+evaluations:
+  description: Every rule with its status (C(fired), C(held), C(clear)), the reason it is held, and per bucket the start,
+    end, value, samples and whether it breached (null when unknown).
+  returned: success or a failure after evaluation
+  type: list
+  elements: dict
+window:
+  description: C(since), C(as_of), C(bucket_seconds) and the number of complete buckets evaluated.
+  returned: success or a failure after evaluation
+  type: dict
+polls:
+  description: How many times the rules were evaluated.
+  returned: success or a failure after evaluation
+  type: int
+queries:
+  description: The statements that ran, with their parameters, so a person can check the decision by hand.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import datetime
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.slogate.supabase.plugins.module_utils import slo
+from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError, SlogateError
+from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec, sql
+
+BUCKETS = """
+SELECT pg_catalog.date_bin(pg_catalog.make_interval(secs => %(width)s), m.created_at,
+                           TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
+       count(*) AS requests,
+       100.0 * count(*) FILTER (WHERE m.status IS NULL OR m.status = 0 OR m.status >= 500) / count(*) AS err_rate,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY m.duration_ms) AS p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY m.duration_ms) AS p99_ms,
+       100.0 * count(*) FILTER (WHERE m.cache_hit) / count(*) AS cache_hit_rate
+FROM {table} m
+WHERE m.created_at >= %(start)s AND m.created_at < %(end)s
+GROUP BY 1
+ORDER BY 1
+"""
+
+REFRESH_FAILURES = """
+SELECT count(*) AS failures FROM {table} l
+WHERE l.status = 'failed' AND l.started_at >= %(since)s AND l.started_at <= %(as_of)s
+"""
+
+
+def qualified(name, option):
+    parts = name.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigurationError("%s=%r must be schema.table" % (option, name))
+    return sql.Identifier(*parts)
+
+
+def read_rules(params):
+    if params["rules"]:
+        return slo.parse_rules(params["rules"])
+    return slo.preset(params["preset"])
+
+
+def measure(db, params, rules, since, as_of):
+    """Buckets and window values from the database for the window [since, as_of]."""
+    width = params["bucket_seconds"]
+    grid = slo.window_grid(since, as_of, width)
+    buckets = []
+    if grid:
+        rows = db.fetch_all(sql.SQL(BUCKETS).format(table=qualified(params["metrics_table"], "metrics_table")),
+                            dict(width=width, start=grid[0][0], end=grid[-1][1]))
+        buckets = slo.buckets_from_rows(rows, width)
+    window_values = {}
+    if any(rule.metric == "mv_refresh_failures" for rule in rules):
+        row = db.fetch_one(sql.SQL(REFRESH_FAILURES).format(table=qualified(params["refresh_log_table"], "refresh_log_table")),
+                           dict(since=since, as_of=as_of))
+        window_values["mv_refresh_failures"] = int(row["failures"])
+    return buckets, window_values
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=pg_argument_spec(
+            rules=dict(type="list", elements="dict"),
+            preset=dict(type="str", choices=sorted(slo.PRESETS), default="runbook"),
+            since=dict(type="str"),
+            lookback_minutes=dict(type="int"),
+            as_of=dict(type="str"),
+            bucket_seconds=dict(type="int", default=300),
+            metrics_table=dict(type="str", default="public.performance_metrics"),
+            refresh_log_table=dict(type="str", default="public.mv_refresh_log"),
+            wait_for_buckets=dict(type="int", default=0),
+            poll_interval=dict(type="float", default=30),
+            wait_timeout=dict(type="int"),
+            fail_on=dict(type="str", choices=["warn", "page", "critical", "rollback", "never"], default="rollback"),
+            fail_on_hold=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[("since", "lookback_minutes")],
+        required_one_of=[("since", "lookback_minutes")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = dict(changed=False, queries=[], polls=0)
+    db = None
+    try:
+        rules = read_rules(params)
+        if params["bucket_seconds"] < 1:
+            raise ConfigurationError("bucket_seconds must be 1 or more, got %d" % params["bucket_seconds"])
+        fixed_as_of = slo.parse_time(params["as_of"], "as_of") if params["as_of"] else None
+        db = module_connect(module)
+        with db:
+            db.connection.autocommit = True
+            started = time.monotonic()
+            while True:
+                db.queries[:] = []   # report the statements of the last evaluation only
+                as_of = fixed_as_of or db.fetch_one("SELECT pg_catalog.now() AS now", record=False)["now"]
+                since = (slo.parse_time(params["since"], "since") if params["since"] else
+                         as_of - datetime.timedelta(minutes=params["lookback_minutes"]))
+                buckets, window_values = measure(db, params, rules, since, as_of)
+                decision = slo.evaluate(rules, buckets, since, as_of, params["bucket_seconds"], window_values)
+                result["polls"] += 1
+                if not keep_watching(params, decision, fixed_as_of, started):
+                    break
+                time.sleep(params["poll_interval"])
+    except SlogateError as exc:
+        result["queries"] = db.queries if db else []
+        module.fail_json(msg=str(exc), **result)
+    result.update(jsonable(slo.to_dict(decision, params["bucket_seconds"])))
+    result["queries"] = db.queries
+    failing = (params["fail_on"] != "never" and decision.decision not in ("hold",)
+               and slo.severity(decision.decision) >= slo.severity(params["fail_on"]))
+    if failing or (decision.decision == "hold" and params["fail_on_hold"]):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+def keep_watching(params, decision, fixed_as_of, started):
+    """Whether a live watch goes on after this evaluation."""
+    wanted = params["wait_for_buckets"]
+    if not wanted or fixed_as_of or decision.decision in ("rollback", "critical"):
+        return False
+    grace = params["wait_timeout"] if params["wait_timeout"] is not None else 2 * params["bucket_seconds"]
+    if time.monotonic() - started >= (wanted + 1) * params["bucket_seconds"] + grace:
+        return False   # the deadline: what is still held stays held, and a person decides
+    return decision.window[2] < wanted or decision.decision == "hold"
+
+
+if __name__ == "__main__":
+    main()
