@@ -28,7 +28,7 @@ __metaclass__ = type
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError
 
@@ -352,8 +352,9 @@ def describe(evaluation):
     rule = evaluation.rule
     hits = evaluation.fired_buckets
     if rule.metric in WINDOW_METRICS:
-        return "%s: %s %s %s %s since the deploy" % (rule.action, rule.metric, format_value(rule.metric, hits[0].value),
-                                                      rule.op, format_value(rule.metric, rule.threshold))
+        value = format_value(rule.metric, hits[0].value)
+        return "%s: %s %s %s %s since the deploy" % (rule.action, rule.metric, value, rule.op,
+                                                      format_value(rule.metric, rule.threshold))
     values = _and_list(format_value(rule.metric, v.value) for v in hits)
     span = ("for %d consecutive buckets" % rule.for_buckets if rule.for_buckets and rule.for_buckets > 1
             else "in %d of %d buckets" % rule.within if rule.within else "in a bucket")

@@ -137,7 +137,8 @@ def test_live_run_then_replay_agree(metrics_db, ansible_module):
 def test_watch_stops_early_on_rollback(metrics_db, ansible_module):
     now = metrics_db.scalar("SELECT now()")
     width = 2
-    start = datetime.datetime.fromtimestamp((int(now.timestamp()) // width + 1) * width, UTC)
+    # far enough ahead that the module is watching before the first bucket completes, even on a slow machine
+    start = datetime.datetime.fromtimestamp((int(now.timestamp()) // width + 5) * width, UTC)
     metrics_db.execute("""
         INSERT INTO public.performance_metrics (created_at, endpoint, status, duration_ms, cache_hit)
         SELECT %s + g * interval '10 milliseconds', '/api/search', CASE WHEN mod(g, 10) = 0 THEN 500 ELSE 200 END, 50, true

@@ -48,6 +48,8 @@ CREATE TABLE public.query_cache (
   last_hit_at timestamptz
 );
 CREATE INDEX query_cache_expires_at_idx ON public.query_cache (expires_at);
+-- Serves the invalidation queue's key prefixes (key LIKE 'search:%').
+CREATE INDEX query_cache_key_pattern_idx ON public.query_cache (key text_pattern_ops);
 
 -- How often each key was asked for, kept when the cache is emptied, so the
 -- warm-up after a deploy or rollback knows the top queries.

@@ -183,6 +183,10 @@ DECLARE
   invalidated bigint := 0;
   round_processed bigint;
   round_invalidated bigint;
+  removed bigint;
+  keys text[];
+  prefixes text[];
+  prefix text;
   stopped text := 'empty';
 BEGIN
   IF batch IS NULL OR batch < 1 THEN
@@ -198,27 +202,35 @@ BEGIN
       EXIT;
     END IF;
     WITH picked AS (
-      SELECT q.id, q.cache_key, q.key_prefix
+      SELECT q.id
       FROM public.cache_invalidation_queue q
       WHERE q.processed_at IS NULL
       ORDER BY q.id
       LIMIT batch
       FOR UPDATE SKIP LOCKED
-    ), dropped AS (
-      DELETE FROM public.query_cache c
-      USING picked p
-      WHERE c.key = p.cache_key OR (p.key_prefix IS NOT NULL AND pg_catalog.starts_with(c.key, p.key_prefix))
-      RETURNING c.key
     ), marked AS (
       UPDATE public.cache_invalidation_queue q
       SET processed_at = pg_catalog.clock_timestamp(), processed_by = pg_catalog.pg_backend_pid()
       FROM picked p
       WHERE q.id = p.id
-      RETURNING q.id
+      RETURNING q.cache_key, q.key_prefix
     )
-    SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM dropped)
-    INTO round_processed, round_invalidated;
+    SELECT count(*),
+           pg_catalog.array_agg(m.cache_key) FILTER (WHERE m.cache_key IS NOT NULL),
+           pg_catalog.array_agg(DISTINCT m.key_prefix) FILTER (WHERE m.key_prefix IS NOT NULL)
+    INTO round_processed, keys, prefixes
+    FROM marked m;
     EXIT WHEN round_processed = 0;
+    -- Exact keys through the primary key, each prefix through the pattern index:
+    -- one OR-ed join would scan the whole cache every round.
+    DELETE FROM public.query_cache c WHERE c.key = ANY (coalesce(keys, '{}'));
+    GET DIAGNOSTICS round_invalidated = ROW_COUNT;
+    FOREACH prefix IN ARRAY coalesce(prefixes, '{}') LOOP
+      EXECUTE 'DELETE FROM public.query_cache c WHERE c.key LIKE $1'
+        USING pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(prefix, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+      GET DIAGNOSTICS removed = ROW_COUNT;
+      round_invalidated := round_invalidated + removed;
+    END LOOP;
     rounds := rounds + 1;
     processed := processed + round_processed;
     invalidated := invalidated + round_invalidated;
