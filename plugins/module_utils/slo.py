@@ -353,8 +353,8 @@ def describe(evaluation):
     hits = evaluation.fired_buckets
     if rule.metric in WINDOW_METRICS:
         value = format_value(rule.metric, hits[0].value)
-        return "%s: %s %s %s %s since the deploy" % (rule.action, rule.metric, value, rule.op,
-                                                      format_value(rule.metric, rule.threshold))
+        threshold = format_value(rule.metric, rule.threshold)
+        return "%s: %s %s %s %s since the deploy" % (rule.action, rule.metric, value, rule.op, threshold)
     values = _and_list(format_value(rule.metric, v.value) for v in hits)
     span = ("for %d consecutive buckets" % rule.for_buckets if rule.for_buckets and rule.for_buckets > 1
             else "in %d of %d buckets" % rule.within if rule.within else "in a bucket")
