@@ -192,17 +192,19 @@ def parse_adhoc_result(stdout):
     return result
 
 
-def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False, interpreter=None):
-    """Run slogate.supabase.<module> through the `ansible` CLI on localhost."""
-    cmd = [str(VENV_BIN / "ansible"), "localhost", "-m", "slogate.supabase.%s" % module,
-           "-a", json.dumps(args or {}), "-e", "ansible_python_interpreter=%s" % (interpreter or sys.executable)]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
+def run_ansible(cmd, check, diff, verbosity, env, timeout):
+    """Run an ansible command line with the test environment and the usual flags."""
+    cmd = list(cmd) + (["--check"] if check else []) + (["--diff"] if diff else [])
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=300)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=timeout)
+
+
+def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False, interpreter=None):
+    """Run slogate.supabase.<module> through the `ansible` CLI on localhost."""
+    proc = run_ansible([str(VENV_BIN / "ansible"), "localhost", "-m", "slogate.supabase.%s" % module,
+                        "-a", json.dumps(args or {}), "-e", "ansible_python_interpreter=%s" % (interpreter or sys.executable)],
+                       check, diff, verbosity, env, timeout=300)
     return ModuleRun(parse_adhoc_result(proc.stdout), proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -226,15 +228,9 @@ class PlaybookRun:
 
 def run_playbook(playbook, extra_vars=None, check=False, diff=False, verbosity=0, env=None):
     """Run a playbook file with ansible-playbook against localhost."""
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-           "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", json.dumps(extra_vars or {})]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=900)
+    proc = run_ansible([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+                        "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", json.dumps(extra_vars or {})],
+                       check, diff, verbosity, env, timeout=900)
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
 
 
