@@ -86,7 +86,8 @@ options:
     default: 30
   wait_timeout:
     description:
-      - Seconds to go on watching while the decision is C(hold) once O(wait_for_buckets) are complete.
+      - Seconds to go on watching while the decision is C(hold) once O(wait_for_buckets) are complete, counted
+        from the later of the first poll and O(since).
         Default, two more buckets.
     type: int
   fail_on:
@@ -259,7 +260,7 @@ def main():
         db = module_connect(module)
         with db:
             db.connection.autocommit = True
-            started = time.monotonic()
+            first_as_of = None
             while True:
                 db.queries[:] = []   # report the statements of the last evaluation only
                 as_of = fixed_as_of or db.fetch_one("SELECT pg_catalog.now() AS now", record=False)["now"]
@@ -268,7 +269,8 @@ def main():
                 buckets, window_values = measure(db, params, rules, since, as_of)
                 decision = slo.evaluate(rules, buckets, since, as_of, params["bucket_seconds"], window_values)
                 result["polls"] += 1
-                if not keep_watching(params, decision, fixed_as_of, started):
+                first_as_of = first_as_of or as_of
+                if not keep_watching(params, decision, fixed_as_of, max(first_as_of, since), as_of):
                     break
                 time.sleep(params["poll_interval"])
     except SlogateError as exc:
@@ -283,13 +285,17 @@ def main():
     module.exit_json(**result)
 
 
-def keep_watching(params, decision, fixed_as_of, started):
-    """Whether a live watch goes on after this evaluation."""
+def keep_watching(params, decision, fixed_as_of, watch_start, as_of):
+    """Whether a live watch goes on after this evaluation.
+
+    The deadline counts from the later of the first poll and O(since): a watch may start before the deploy's
+    first bucket has begun, and that wait must not eat into the buckets it was asked to see.
+    """
     wanted = params["wait_for_buckets"]
     if not wanted or fixed_as_of or decision.decision in ("rollback", "critical"):
         return False
     grace = params["wait_timeout"] if params["wait_timeout"] is not None else 2 * params["bucket_seconds"]
-    if time.monotonic() - started >= (wanted + 1) * params["bucket_seconds"] + grace:
+    if (as_of - watch_start).total_seconds() >= (wanted + 1) * params["bucket_seconds"] + grace:
         return False   # the deadline: what is still held stays held, and a person decides
     return decision.window[2] < wanted or decision.decision == "hold"
 
