@@ -298,9 +298,13 @@ def evaluate_rule(rule, grid, buckets_by_start, window_values):
     return Evaluation(rule, "clear", verdicts)
 
 
-def evaluate(rules, buckets, since, as_of, width, window_values=None):
-    """Evaluate ``rules`` over the window [since, as_of]; return a Decision."""
-    grid = window_grid(since, as_of, width)
+def evaluate(rules, buckets, since, as_of, width, window_values=None, grid=None):
+    """Evaluate ``rules`` over the window [since, as_of]; return a Decision.
+
+    ``grid`` replaces the epoch grid of ``width`` for a source whose buckets are
+    its own, such as a load test's summary: one bucket for the whole run.
+    """
+    grid = window_grid(since, as_of, width) if grid is None else list(grid)
     by_start = {b.start: b for b in buckets}
     evaluations = tuple(evaluate_rule(rule, grid, by_start, window_values or {}) for rule in rules)
     fired = [e for e in evaluations if e.status == "fired"]
@@ -406,6 +410,37 @@ def buckets_from_rows(rows, width):
             metrics[metric] = Sample(None if row[metric] is None else float(row[metric]), requests)
         result.append(Bucket(start, start + step, metrics))
     return result
+
+
+def buckets_from_metric_rows(rows, width):
+    """Buckets from long rows of (bucket start, metric, value, samples), as a user's own query returns them.
+
+    Each row is one metric of one bucket; the bucket must be on the epoch grid of ``width``.
+    """
+    by_start = {}
+    step = datetime.timedelta(seconds=width)
+    for number, row in enumerate(rows, 1):
+        missing = [column for column in ("bucket", "metric", "value", "samples") if column not in row]
+        if missing:
+            raise ConfigurationError("query row %d has no column %s; return bucket, metric, value, samples" % (
+                number, ", ".join(missing)))
+        start = row["bucket"]
+        if not isinstance(start, datetime.datetime):
+            raise ConfigurationError("query row %d: bucket %r is not a timestamp; return timestamptz" % (number, start))
+        start = start if start.tzinfo else start.replace(tzinfo=datetime.timezone.utc)
+        if grid_start(start, width) != start:
+            raise ConfigurationError("query row %d: bucket %s is not on the %d-second grid; use date_bin(make_interval("
+                                     "secs => %d), created_at, '1970-01-01 00:00+00')" % (number, start.isoformat(), width, width))
+        metric = row["metric"]
+        if metric not in BUCKET_METRICS:
+            raise ConfigurationError("query row %d: metric %r is not known; valid metrics: %s" % (
+                number, metric, ", ".join(BUCKET_METRICS)))
+        samples = row["samples"]
+        if samples is None or int(samples) < 0:
+            raise ConfigurationError("query row %d: samples %r must be a count of 0 or more" % (number, samples))
+        bucket = by_start.setdefault(start, Bucket(start, start + step, {}))
+        bucket.metrics[metric] = Sample(None if row["value"] is None else float(row["value"]), int(samples))
+    return [by_start[start] for start in sorted(by_start)]
 
 
 def to_dict(decision, width):

@@ -64,11 +64,36 @@ options:
       - Width of a bucket. 300 in production; demos use 10.
     type: int
     default: 300
+  metrics_from:
+    description:
+      - Where the PostgreSQL source reads the buckets.
+      - V(table) computes them from the raw O(metrics_table) with C(date_bin) at O(bucket_seconds).
+      - V(views) reads the kit's 5-minute views named in O(metrics_views); O(bucket_seconds) must be 300.
+      - V(query) runs O(query), your own SQL, in a read-only transaction.
+    type: str
+    choices: [table, views, query]
+    default: table
   metrics_table:
     description:
       - The request metrics table, as C(schema.table).
     type: str
     default: public.performance_metrics
+  metrics_views:
+    description:
+      - For O(metrics_from=views), the view with C(bucket), C(requests), C(err_rate), C(p95_ms), C(p99_ms), then the
+        view with C(bucket) and C(cache_hit_rate_percent), each as C(schema.view).
+    type: list
+    elements: str
+    default: [public.api_metrics_5m, public.performance_analytics_5min]
+  query:
+    description:
+      - For O(metrics_from=query), SQL that returns one row per metric and bucket with the columns C(bucket) (the
+        bucket's start, a timestamptz on the epoch grid of O(bucket_seconds)), C(metric) (C(p95_ms), C(p99_ms),
+        C(err_rate), C(cache_hit_rate) or C(requests)), C(value) (null when unknown) and C(samples).
+      - "It may use the named parameters C(%(start)s) and C(%(end)s) (the first bucket's start and the last
+        bucket's end: read only rows in between), and C(%(width)s) (the bucket width in seconds); write a literal
+        percent sign as C(%%)."
+    type: str
   refresh_log_table:
     description:
       - The materialized view refresh log, for C(mv_refresh_failures), as C(schema.table).
@@ -192,6 +217,14 @@ GROUP BY 1
 ORDER BY 1
 """
 
+VIEW_BUCKETS = """
+SELECT a.bucket, a.requests, a.err_rate, a.p95_ms, a.p99_ms, p.cache_hit_rate_percent AS cache_hit_rate
+FROM {errors_view} a
+LEFT JOIN {cache_view} p ON p.bucket = a.bucket
+WHERE a.bucket >= %(start)s AND a.bucket < %(end)s
+ORDER BY 1
+"""
+
 REFRESH_FAILURES = """
 SELECT count(*) AS failures FROM {table} l
 WHERE l.status = 'failed' AND l.started_at >= %(since)s AND l.started_at <= %(as_of)s
@@ -211,15 +244,37 @@ def read_rules(params):
     return slo.preset(params["preset"])
 
 
+def read_buckets(db, params, grid):
+    """The window's buckets from the kit's raw table, the kit's 5-minute views, or the user's own query."""
+    width = params["bucket_seconds"]
+    bounds = dict(width=width, start=grid[0][0], end=grid[-1][1])
+    if params["metrics_from"] == "views":
+        if width != 300:
+            raise ConfigurationError("metrics_from=views reads the kit's 5-minute views: set bucket_seconds=300, not %d" % width)
+        views = params["metrics_views"]
+        if len(views) != 2:
+            raise ConfigurationError("metrics_views must name two views, the errors view then the cache view; got %d" % len(views))
+        query = sql.SQL(VIEW_BUCKETS).format(errors_view=qualified(views[0], "metrics_views[0]"),
+                                             cache_view=qualified(views[1], "metrics_views[1]"))
+        return slo.buckets_from_rows(db.fetch_all(query, bounds), width)
+    if params["metrics_from"] == "query":
+        if not params["query"]:
+            raise ConfigurationError("metrics_from=query needs the query option: SQL returning bucket, metric, value, samples")
+        # The user's SQL only reads: a read-only transaction makes sure of it.
+        db.execute("BEGIN READ ONLY", record=False)
+        try:
+            rows = db.fetch_all(params["query"], bounds)
+        finally:
+            db.execute("ROLLBACK", record=False)
+        return slo.buckets_from_metric_rows(rows, width)
+    query = sql.SQL(BUCKETS).format(table=qualified(params["metrics_table"], "metrics_table"))
+    return slo.buckets_from_rows(db.fetch_all(query, bounds), width)
+
+
 def measure(db, params, rules, since, as_of):
     """Buckets and window values from the database for the window [since, as_of]."""
-    width = params["bucket_seconds"]
-    grid = slo.window_grid(since, as_of, width)
-    buckets = []
-    if grid:
-        rows = db.fetch_all(sql.SQL(BUCKETS).format(table=qualified(params["metrics_table"], "metrics_table")),
-                            dict(width=width, start=grid[0][0], end=grid[-1][1]))
-        buckets = slo.buckets_from_rows(rows, width)
+    grid = slo.window_grid(since, as_of, params["bucket_seconds"])
+    buckets = read_buckets(db, params, grid) if grid else []
     window_values = {}
     if any(rule.metric == "mv_refresh_failures" for rule in rules):
         row = db.fetch_one(sql.SQL(REFRESH_FAILURES).format(table=qualified(params["refresh_log_table"], "refresh_log_table")),
@@ -237,7 +292,10 @@ def main():
             lookback_minutes=dict(type="int"),
             as_of=dict(type="str"),
             bucket_seconds=dict(type="int", default=300),
+            metrics_from=dict(type="str", choices=["table", "views", "query"], default="table"),
             metrics_table=dict(type="str", default="public.performance_metrics"),
+            metrics_views=dict(type="list", elements="str", default=["public.api_metrics_5m", "public.performance_analytics_5min"]),
+            query=dict(type="str"),
             refresh_log_table=dict(type="str", default="public.mv_refresh_log"),
             wait_for_buckets=dict(type="int", default=0),
             poll_interval=dict(type="float", default=30),

@@ -163,3 +163,64 @@ def test_bad_rules_are_one_line(metrics_db, ansible_module, rules, message):
 def test_bad_time_is_named(metrics_db, ansible_module):
     run = check(ansible_module, metrics_db, 1, since="yesterday")
     assert run.failed and run.result["msg"].startswith("since='yesterday' is not a time")
+
+
+def five_minutes(index):
+    return T0 + datetime.timedelta(minutes=5 * index)
+
+
+def test_kit_views_give_the_same_decision_as_the_raw_table(metrics_db, ansible_module):
+    for i, errors in enumerate((0, 3, 4)):
+        add_bucket(metrics_db, five_minutes(i), errors=errors, hits=10)
+    common = dict(since=five_minutes(0).isoformat(), as_of=five_minutes(3).isoformat(), bucket_seconds=300, fail_on="never")
+    table = ansible_module("slo_check", dict(common, db_url=metrics_db.url))
+    views = ansible_module("slo_check", dict(common, db_url=metrics_db.url, metrics_from="views"))
+    assert views.result["decision"] == "rollback"
+    assert (views.result["msg"], views.result["evaluations"]) == (table.result["msg"], table.result["evaluations"])
+    assert any("api_metrics_5m" in q for q in views.result["queries"])
+
+
+def test_kit_views_need_five_minute_buckets(metrics_db, ansible_module):
+    run = check(ansible_module, metrics_db, 3, metrics_from="views")
+    assert run.failed and run.result["msg"] == "metrics_from=views reads the kit's 5-minute views: set bucket_seconds=300, not 10"
+
+
+USER_QUERY = """
+SELECT date_bin(make_interval(secs => %(width)s), created_at, '1970-01-01 00:00+00') AS bucket,
+       'err_rate' AS metric,
+       100.0 * count(*) FILTER (WHERE status >= 500 OR status = 429) / count(*) AS value,
+       count(*) AS samples
+FROM public.performance_metrics
+WHERE created_at >= %(start)s AND created_at < %(end)s
+GROUP BY 1
+"""
+
+
+def test_user_query_feeds_the_same_rules(metrics_db, ansible_module):
+    for i in range(3):   # 429s are not errors by default; this user's own query counts them
+        add_bucket(metrics_db, at(i), client_errors=5 if i else 0)
+    default = check(ansible_module, metrics_db, 3)
+    own = check(ansible_module, metrics_db, 3, metrics_from="query", query=USER_QUERY,
+                rules=[{"metric": "err_rate", "op": ">", "threshold": 1, "action": "rollback", "for": 2}])
+    assert default.result["decision"] == "pass"
+    assert own.result["decision"] == "rollback"
+    assert own.result["msg"] == ("rollback: err_rate 5% and 5% > 1% for 2 consecutive buckets (12:00:10, 12:00:20; "
+                                 "100 and 100 requests)")
+
+
+def test_user_query_runs_read_only(metrics_db, ansible_module):
+    run = check(ansible_module, metrics_db, 3, metrics_from="query",
+                query="DELETE FROM public.performance_metrics RETURNING created_at AS bucket")
+    assert run.failed and "read-only transaction" in run.result["msg"]
+
+
+@pytest.mark.parametrize("query, message", [
+    ("SELECT TIMESTAMPTZ '2026-11-26 12:00:10+00' AS bucket, 'latency' AS metric, 1 AS value, 30 AS samples",
+     "query row 1: metric 'latency' is not known; valid metrics: p95_ms, p99_ms, err_rate, cache_hit_rate, requests"),
+    ("SELECT TIMESTAMPTZ '2026-11-26 12:00:03+00' AS bucket, 'err_rate' AS metric, 1 AS value, 30 AS samples",
+     "query row 1: bucket 2026-11-26T12:00:03+00:00 is not on the 10-second grid"),
+    ("SELECT 1 AS value", "query row 1 has no column bucket, metric, samples; return bucket, metric, value, samples"),
+])
+def test_user_query_rows_are_checked(metrics_db, ansible_module, query, message):
+    run = check(ansible_module, metrics_db, 3, metrics_from="query", query=query)
+    assert run.failed and run.result["msg"].startswith(message)

@@ -117,6 +117,16 @@ def test_pass_message():
     assert decide([rule()], [0.1, 0.1]).msg == "pass: 1 rules over 2 complete buckets, none fired"
 
 
+def test_explicit_grid_judges_a_whole_run_as_one_bucket():
+    run_end = T0 + datetime.timedelta(seconds=137)   # a load test's length, not on any grid
+    run = slo.Bucket(T0, run_end, {"p95_ms": slo.Sample(640.0, 5000)})
+    rules = [rule(metric="p95_ms", threshold=500, **{"for": 1})]
+    decision = slo.evaluate(rules, [run], T0, run_end, 137, grid=[(T0, run_end)])
+    assert decision.decision == "rollback" and decision.window[2] == 1
+    assert decision.evaluations[0].fired_buckets[0].value == 640.0
+    assert slo.evaluate(rules, [run], T0, run_end, 300).decision == "hold"   # on the 5-minute grid the run is no bucket
+
+
 def test_window_grid_bounds():
     since = T0 + datetime.timedelta(seconds=1)   # the bucket containing the deploy does not count
     grid = slo.window_grid(since, at(3) + datetime.timedelta(seconds=299), WIDTH)
@@ -183,3 +193,18 @@ def test_adding_a_healthy_bucket_never_raises_the_decision(rules, values):
 def test_threshold_at_max_never_fires(values):
     strict = slo.parse_rule(dict(metric="p95_ms", op=">", threshold=max(values), action="rollback"))
     assert decide([strict], values, metric="p95_ms").decision == "pass"
+
+
+def test_metric_rows_group_into_buckets():
+    rows = [dict(bucket=at(1), metric="p95_ms", value=410, samples=90),
+            dict(bucket=at(0).replace(tzinfo=None), metric="err_rate", value=None, samples=0),
+            dict(bucket=at(1), metric="err_rate", value=0.5, samples=90)]
+    result = slo.buckets_from_metric_rows(rows, WIDTH)
+    assert [(b.start, b.end) for b in result] == [(at(0), at(1)), (at(1), at(2))]
+    assert result[0].metrics == {"err_rate": slo.Sample(None, 0)}
+    assert result[1].metrics == {"p95_ms": slo.Sample(410.0, 90), "err_rate": slo.Sample(0.5, 90)}
+
+
+def test_metric_rows_need_a_count():
+    with pytest.raises(ConfigurationError, match="query row 1: samples -1 must be a count of 0 or more"):
+        slo.buckets_from_metric_rows([dict(bucket=at(0), metric="p95_ms", value=1, samples=-1)], WIDTH)
