@@ -63,6 +63,13 @@ options:
       - A function that tries to write then fails the task, saying so.
     type: bool
     default: false
+  when_missing:
+    description:
+      - What a missing function means. V(fail) fails the task naming similar functions; V(skip) returns
+        RV(missing=true) and RV(ok=null), for a check that only applies once a migration has created the function.
+    type: str
+    choices: [fail, skip]
+    default: fail
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -108,7 +115,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ok:
-  description: Whether the result passed.
+  description: Whether the result passed; null when the function is missing and O(when_missing=skip).
+  returned: always
+  type: bool
+  sample: false
+missing:
+  description: True when the function does not exist and O(when_missing=skip). (Not called C(skipped), which would
+    make Ansible report the task as skipped.)
   returned: always
   type: bool
   sample: false
@@ -339,12 +352,13 @@ def main():
             expect=dict(type="raw"),
             expect_rows=dict(type="int"),
             read_only=dict(type="bool", default=False),
+            when_missing=dict(type="str", choices=["fail", "skip"], default="fail"),
         ),
         supports_check_mode=True,
     )
     read_only = module.params["read_only"]
     keep = not (read_only or module.check_mode)
-    result = dict(changed=False, ok=False, checks=[], failed_checks=[], reasons=[], queries=[],
+    result = dict(changed=False, ok=False, missing=False, checks=[], failed_checks=[], reasons=[], queries=[],
                   read_only=read_only, committed=False)
     db = None
     try:
@@ -353,6 +367,9 @@ def main():
         expect = normalize_expect(module.params["expect"])
         db = module_connect(module)
         with db:
+            if module.params["when_missing"] == "skip" and not db.fetch_all(LOOKUP, (schema, name)):
+                result.update(ok=None, missing=True, queries=db.queries)
+                module.exit_json(msg="%s.%s does not exist (yet): skipped" % (schema, name), **result)
             function, shape = find_function(db, schema, name, args)
             query, values = build_call(schema, name, args, shape)
             result.update(function=function["signature"], shape=shape)

@@ -183,6 +183,14 @@ window:
   description: C(since), C(as_of), C(bucket_seconds) and the number of complete buckets evaluated.
   returned: success or a failure after evaluation
   type: dict
+totals:
+  description:
+    - For O(metrics_from=table), the whole window from O(since) to O(as_of) taken together, partial buckets included
+      (C(requests), C(err_rate), C(p95_ms), C(p99_ms), C(cache_hit_rate); rates null without requests). What a
+      baseline or a smoke test reports; the rules judge buckets, not these.
+  returned: success or a failure after evaluation, with O(metrics_from=table)
+  type: dict
+  sample: {requests: 4210, err_rate: 0.21, p95_ms: 182.5, p99_ms: 410.0, cache_hit_rate: 46.3}
 polls:
   description: How many times the rules were evaluated.
   returned: success or a failure after evaluation
@@ -223,6 +231,16 @@ FROM {errors_view} a
 LEFT JOIN {cache_view} p ON p.bucket = a.bucket
 WHERE a.bucket >= %(start)s AND a.bucket < %(end)s
 ORDER BY 1
+"""
+
+TOTALS = """
+SELECT count(*) AS requests,
+       100.0 * count(*) FILTER (WHERE m.status IS NULL OR m.status = 0 OR m.status >= 500) / NULLIF(count(*), 0) AS err_rate,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY m.duration_ms) AS p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY m.duration_ms) AS p99_ms,
+       100.0 * count(*) FILTER (WHERE m.cache_hit) / NULLIF(count(*), 0) AS cache_hit_rate
+FROM {table} m
+WHERE m.created_at >= %(since)s AND m.created_at < %(as_of)s
 """
 
 REFRESH_FAILURES = """
@@ -331,16 +349,28 @@ def main():
                 if not keep_watching(params, decision, fixed_as_of, max(first_as_of, since), as_of):
                     break
                 time.sleep(params["poll_interval"])
+            totals = window_totals(db, params, decision.window[0], decision.window[1])
     except SlogateError as exc:
         result["queries"] = db.queries if db else []
         module.fail_json(msg=str(exc), **result)
     result.update(jsonable(slo.to_dict(decision, params["bucket_seconds"])))
     result["queries"] = db.queries
+    if totals is not None:
+        result["totals"] = totals
     failing = (params["fail_on"] != "never" and decision.decision not in ("hold",)
                and slo.severity(decision.decision) >= slo.severity(params["fail_on"]))
     if failing or (decision.decision == "hold" and params["fail_on_hold"]):
         module.fail_json(**result)
     module.exit_json(**result)
+
+
+def window_totals(db, params, since, as_of):
+    """The whole window taken together, for the table source: what a baseline or smoke test reports."""
+    if params["metrics_from"] != "table":
+        return None
+    row = db.fetch_one(sql.SQL(TOTALS).format(table=qualified(params["metrics_table"], "metrics_table")),
+                       dict(since=since, as_of=as_of))
+    return jsonable(dict(row, requests=int(row["requests"])))
 
 
 def keep_watching(params, decision, fixed_as_of, watch_start, as_of):

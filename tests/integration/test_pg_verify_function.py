@@ -130,6 +130,14 @@ def test_missing_function_lists_similar_names(kit_db, ansible_module):
     assert nothing.result["msg"] == "function public.zzzzqqq does not exist; no function has a similar name"
 
 
+def test_missing_function_can_be_skipped(kit_db, ansible_module):
+    run = verify(ansible_module, kit_db, "verify_not_created_yet", when_missing="skip")
+    assert not run.failed and run.result["missing"] is True and run.result["ok"] is None
+    assert run.result["msg"] == "public.verify_not_created_yet does not exist (yet): skipped"
+    present = verify(ansible_module, kit_db, "verify_jsonb_ok", when_missing="skip")
+    assert present.result["missing"] is False and present.result["ok"] is True
+
+
 def test_wrong_argument_count_lists_signatures(kit_db, ansible_module):
     run = verify(ansible_module, kit_db, "list_problems", args=[1, 2, 3])
     assert run.failed

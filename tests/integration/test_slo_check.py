@@ -56,6 +56,7 @@ def test_healthy_traffic_passes(metrics_db, ansible_module):
     assert [(b["start"], b["samples"], b["value"], b["breached"]) for b in evaluation["buckets"]] == [
         (at(i).isoformat(), 100, 0, False) for i in range(3)]
     assert any("date_bin" in q for q in run.result["queries"])
+    assert run.result["totals"] == {"requests": 300, "err_rate": 0, "p95_ms": 100, "p99_ms": 100, "cache_hit_rate": 50}
 
 
 def test_one_bad_bucket_then_recovery_warns_but_does_not_roll_back(metrics_db, ansible_module):
