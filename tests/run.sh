@@ -44,6 +44,7 @@ pg15() (
 case "${1:-all}" in
   pg15) part "integration on PostgreSQL 15" pg15; report ;;
   all)
+    part "Debian's prometheus (apt-get when missing)" "$bin/python" tests/support/prometheus_server.py install
     part "unit + integration on PostgreSQL 18" "$bin/python" -m pytest -q -n 2 tests/unit tests/integration
     part "integration on PostgreSQL 15" pg15
     part "ansible-test sanity" bash tests/sanity/run.sh
