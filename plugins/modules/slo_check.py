@@ -19,8 +19,12 @@ description:
     or after O(since) and end at or before O(as_of) count; the current, incomplete bucket never does.
   - An error is a request with status 500 or more, or no response at all (status 0 or NULL); 4xx responses are not
     errors. Rates are percentages (C(1) means 1 %).
-  - The metrics are computed from the raw C(performance_metrics) table of the kit (role M(slogate.supabase.kit))
-    with C(date_bin), touching only the window's rows through the C(created_at) index.
+  - With O(source=postgres), the metrics are computed from the raw C(performance_metrics) table of the kit (role
+    M(slogate.supabase.kit)) with C(date_bin), touching only the window's rows through the C(created_at) index; or
+    read from the kit's 5-minute views, or from your own query (O(metrics_from)).
+  - With O(source=prometheus), from range queries to a Prometheus server, one per metric, whose points fall on the
+    bucket grid. A bucket's samples are its request count; an empty error series while requests exist means no
+    errors, not no data.
   - With O(wait_for_buckets), watches live until that many buckets are complete, polling every O(poll_interval)
     seconds, and stops early on C(rollback) or C(critical).
 extends_documentation_fragment:
@@ -44,6 +48,46 @@ options:
     type: str
     choices: [runbook, success_criteria]
     default: runbook
+  source:
+    description:
+      - Where the request metrics come from.
+    type: str
+    choices: [postgres, prometheus]
+    default: postgres
+  prometheus_url:
+    description:
+      - For O(source=prometheus), the server's base URL, for example C(http://prometheus:9090).
+    type: str
+  prometheus_queries:
+    description:
+      - PromQL per metric, replacing the defaults by name. The names are C(requests), C(errors) (requests with status
+        5xx or 0), C(p95_ms), C(p99_ms) and C(cache_hits); a name set to null or empty leaves that metric out.
+      - C({window}) is replaced by the bucket width and C({labels}) by O(prometheus_selector).
+      - The defaults read C(http_requests_total) with a C(status) label, the histogram
+        C(http_request_duration_seconds) and C(cache_hits_total), each summed with C(increase) over one bucket.
+    type: dict
+  prometheus_selector:
+    description:
+      - Label matchers added to every default query, for example C(job="api").
+    type: str
+  prometheus_headers:
+    description:
+      - HTTP headers for Prometheus, for example a proxy's credentials. Never logged.
+    type: dict
+  prometheus_bearer_token:
+    description:
+      - Sent as C(Authorization: Bearer ...) to Prometheus. Never logged.
+    type: str
+  validate_certs:
+    description:
+      - Whether to check Prometheus's TLS certificate.
+    type: bool
+    default: true
+  http_timeout:
+    description:
+      - Seconds to wait for each Prometheus answer.
+    type: float
+    default: 10
   since:
     description:
       - Start of the window, usually the deploy time (ISO 8601 or Unix seconds; without a zone, UTC).
@@ -147,6 +191,14 @@ EXAMPLES = r"""
     wait_for_buckets: 3
   register: monitor_verdict
 
+- name: Judge the canary from Prometheus (the refresh-log rule also reads the database when db_url is given)
+  slogate.supabase.slo_check:
+    source: prometheus
+    prometheus_url: http://prometheus:9090
+    prometheus_selector: job="api"
+    since: "{{ deploy_started_at }}"
+    wait_for_buckets: 3
+
 - name: Replay last night's incident with a candidate rule set
   slogate.supabase.slo_check:
     rules:
@@ -202,13 +254,20 @@ queries:
   elements: str
 """
 
+import contextlib
 import datetime
+import http.client
+import os
+import socket
 import time
+import urllib.error
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import SSLValidationError, open_url
 
-from ansible_collections.slogate.supabase.plugins.module_utils import slo
-from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError, SlogateError
+from ansible_collections.slogate.supabase.plugins.module_utils import prometheus, slo
+from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError, SlogateError, mask_secrets
 from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec, sql
 
 BUCKETS = """
@@ -295,10 +354,59 @@ def measure(db, params, rules, since, as_of):
     buckets = read_buckets(db, params, grid) if grid else []
     window_values = {}
     if any(rule.metric == "mv_refresh_failures" for rule in rules):
-        row = db.fetch_one(sql.SQL(REFRESH_FAILURES).format(table=qualified(params["refresh_log_table"], "refresh_log_table")),
-                           dict(since=since, as_of=as_of))
-        window_values["mv_refresh_failures"] = int(row["failures"])
+        window_values = refresh_failures(db, params, since, as_of)
     return buckets, window_values
+
+
+class PrometheusSource(object):
+    """Buckets from a Prometheus server's range queries, one query per metric, on the bucket grid."""
+
+    def __init__(self, module, params):
+        self.module = module
+        self.params = params
+        self.base = prometheus.api_base(params["prometheus_url"])
+        self.queries = prometheus.render_queries(params["bucket_seconds"], params["prometheus_queries"],
+                                                 params["prometheus_selector"])
+        self.headers = dict(params["prometheus_headers"] or {})
+        if params["prometheus_bearer_token"]:
+            self.headers["Authorization"] = "Bearer %s" % params["prometheus_bearer_token"]
+        self.secrets = [params["prometheus_bearer_token"]] + list(self.headers.values())
+        self.urls = []
+
+    def fetch(self, name, url):
+        try:
+            response = open_url(url, headers=self.headers, validate_certs=self.params["validate_certs"],
+                                timeout=self.params["http_timeout"])
+            body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read() if exc.code in (400, 422, 503) else None
+            if not body:
+                raise ConfigurationError(mask_secrets("Prometheus at %s answered HTTP %d to the %s query" % (
+                    self.base, exc.code, name), self.secrets))
+        except (urllib.error.URLError, UrlConnectionError, SSLValidationError, http.client.HTTPException,
+                socket.error, ValueError) as exc:
+            raise ConfigurationError(mask_secrets("Prometheus at %s is not reachable: %s" % (
+                self.base, getattr(exc, "reason", exc)), self.secrets))
+        return prometheus.parse_response(name, body)
+
+    def buckets(self, since, as_of):
+        width = self.params["bucket_seconds"]
+        self.urls = []
+        answers = {}
+        for name, query in sorted(self.queries.items()):
+            params = prometheus.range_query_params(query, since, as_of, width)
+            if params is None:
+                return []
+            url = prometheus.query_url(self.base, params)
+            self.urls.append(url)
+            answers[name] = self.fetch(name, url)
+        return prometheus.buckets_from_responses(answers, width)
+
+
+def refresh_failures(db, params, since, as_of):
+    row = db.fetch_one(sql.SQL(REFRESH_FAILURES).format(table=qualified(params["refresh_log_table"], "refresh_log_table")),
+                       dict(since=since, as_of=as_of))
+    return {"mv_refresh_failures": int(row["failures"])}
 
 
 def main():
@@ -306,6 +414,7 @@ def main():
         argument_spec=pg_argument_spec(
             rules=dict(type="list", elements="dict"),
             preset=dict(type="str", choices=sorted(slo.PRESETS), default="runbook"),
+            source=dict(type="str", choices=["postgres", "prometheus"], default="postgres"),
             since=dict(type="str"),
             lookback_minutes=dict(type="int"),
             as_of=dict(type="str"),
@@ -315,6 +424,13 @@ def main():
             metrics_views=dict(type="list", elements="str", default=["public.api_metrics_5m", "public.performance_analytics_5min"]),
             query=dict(type="str"),
             refresh_log_table=dict(type="str", default="public.mv_refresh_log"),
+            prometheus_url=dict(type="str"),
+            prometheus_queries=dict(type="dict"),
+            prometheus_selector=dict(type="str"),
+            prometheus_headers=dict(type="dict", no_log=True),
+            prometheus_bearer_token=dict(type="str", no_log=True),
+            validate_certs=dict(type="bool", default=True),
+            http_timeout=dict(type="float", default=10),
             wait_for_buckets=dict(type="int", default=0),
             poll_interval=dict(type="float", default=30),
             wait_timeout=dict(type="int"),
@@ -323,38 +439,60 @@ def main():
         ),
         mutually_exclusive=[("since", "lookback_minutes")],
         required_one_of=[("since", "lookback_minutes")],
+        required_if=[("source", "prometheus", ["prometheus_url"])],
         supports_check_mode=True,
     )
     params = module.params
     result = dict(changed=False, queries=[], polls=0)
     db = None
+    source = None
+    totals = None
     try:
         rules = read_rules(params)
         if params["bucket_seconds"] < 1:
             raise ConfigurationError("bucket_seconds must be 1 or more, got %d" % params["bucket_seconds"])
         fixed_as_of = slo.parse_time(params["as_of"], "as_of") if params["as_of"] else None
-        db = module_connect(module)
-        with db:
-            db.connection.autocommit = True
+        if params["source"] == "prometheus":
+            source = PrometheusSource(module, params)
+        # Prometheus needs the database only for the refresh log; without one, those rules are left out, loudly.
+        needs_db = params["source"] == "postgres"
+        if not needs_db:
+            log_rules = [rule for rule in rules if rule.metric in slo.WINDOW_METRICS]
+            needs_db = bool(log_rules) and database_configured(params)
+            if log_rules and not needs_db:
+                module.warn("%s not evaluated: it reads the refresh log in the database; give db_url to include it"
+                            % ", ".join(rule.id for rule in log_rules))
+                rules = [rule for rule in rules if rule.metric not in slo.WINDOW_METRICS]
+        db = module_connect(module) if needs_db else None
+        with db or contextlib.nullcontext():
+            if db:
+                db.connection.autocommit = True
             first_as_of = None
             while True:
-                db.queries[:] = []   # report the statements of the last evaluation only
-                as_of = fixed_as_of or db.fetch_one("SELECT pg_catalog.now() AS now", record=False)["now"]
+                if db:
+                    db.queries[:] = []   # report the statements of the last evaluation only
+                as_of = fixed_as_of or (db.fetch_one("SELECT pg_catalog.now() AS now", record=False)["now"] if db else
+                                        datetime.datetime.now(datetime.timezone.utc))
                 since = (slo.parse_time(params["since"], "since") if params["since"] else
                          as_of - datetime.timedelta(minutes=params["lookback_minutes"]))
-                buckets, window_values = measure(db, params, rules, since, as_of)
+                if source:
+                    buckets = source.buckets(since, as_of)
+                    window_values = refresh_failures(db, params, since, as_of) if db else {}
+                else:
+                    buckets, window_values = measure(db, params, rules, since, as_of)
                 decision = slo.evaluate(rules, buckets, since, as_of, params["bucket_seconds"], window_values)
                 result["polls"] += 1
                 first_as_of = first_as_of or as_of
                 if not keep_watching(params, decision, fixed_as_of, max(first_as_of, since), as_of):
                     break
                 time.sleep(params["poll_interval"])
-            totals = window_totals(db, params, decision.window[0], decision.window[1])
+            if not source:
+                totals = window_totals(db, params, decision.window[0], decision.window[1])
     except SlogateError as exc:
-        result["queries"] = db.queries if db else []
+        result["queries"] = reported_queries(db, source)
         module.fail_json(msg=str(exc), **result)
     result.update(jsonable(slo.to_dict(decision, params["bucket_seconds"])))
-    result["queries"] = db.queries
+    result["queries"] = reported_queries(db, source)
     if totals is not None:
         result["totals"] = totals
     failing = (params["fail_on"] != "never" and decision.decision not in ("hold",)
@@ -362,6 +500,15 @@ def main():
     if failing or (decision.decision == "hold" and params["fail_on_hold"]):
         module.fail_json(**result)
     module.exit_json(**result)
+
+
+def database_configured(params):
+    return bool(params.get("db_url") or os.environ.get("SUPABASE_DB_URL") or os.environ.get("DATABASE_URL"))
+
+
+def reported_queries(db, source):
+    """What ran, so a person can check the decision by hand: SQL statements and Prometheus query URLs."""
+    return (list(source.urls) if source else []) + (list(db.queries) if db else [])
 
 
 def window_totals(db, params, since, as_of):

@@ -178,3 +178,37 @@ def test_the_reported_url_runs_by_hand(prometheus):
     with urllib.request.urlopen(source.query_url(server.url + "/", params), timeout=10) as answer:
         body = json.load(answer)
     assert body["data"]["result"][0]["values"] == [[scenario.bucket_start(4), "%d" % scenario.expected("aligned", 3)["requests"]]]
+
+
+# -- the slo_check module with source=prometheus ------------------------------------------------
+
+def run_slo_check(ansible_module, server, since, as_of, **options):
+    args = dict(source="prometheus", prometheus_url=server.url, prometheus_selector='job="aligned"',
+                since=since.isoformat(), as_of=as_of.isoformat(), bucket_seconds=WIDTH, fail_on="never")
+    args.update(options)
+    return ansible_module("slo_check", args)
+
+
+def test_module_decides_rollback_from_prometheus_without_a_database(prometheus, ansible_module):
+    scenario = prometheus.scenario
+    run = run_slo_check(ansible_module, prometheus, moment(scenario, 18), moment(scenario, 23),
+                        prometheus_bearer_token="s3cr3t-prom-token")
+    assert not run.failed, run.result["msg"]
+    assert run.result["decision"] == "rollback"
+    fired = {rule["id"] for rule in run.result["fired"]}
+    assert "rollback:err_rate" in fired
+    assert run.result["window"]["buckets"] == 5
+    assert all(q.startswith(prometheus.url + "/api/v1/query_range?") for q in run.result["queries"])
+    assert "s3cr3t-prom-token" not in run.output
+
+
+def test_module_passes_a_healthy_prometheus_window(prometheus, ansible_module):
+    scenario = prometheus.scenario
+    run = run_slo_check(ansible_module, prometheus, moment(scenario, 2), moment(scenario, 12))
+    assert run.result["decision"] == "pass" and run.result["msg"].startswith("pass:")
+
+
+def test_module_names_an_unreachable_prometheus(ansible_module):
+    run = ansible_module("slo_check", dict(source="prometheus", prometheus_url="http://127.0.0.1:9", lookback_minutes=30,
+                                           bucket_seconds=60))
+    assert run.failed and run.result["msg"].startswith("Prometheus at http://127.0.0.1:9 is not reachable")
