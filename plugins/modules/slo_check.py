@@ -51,9 +51,19 @@ options:
   source:
     description:
       - Where the request metrics come from.
+      - V(locust) and V(k6) judge a finished load test from its output file O(path), read once. Locust, the CSV of
+        C(--csv) (C(PREFIX_stats_history.csv), a series of buckets; C(PREFIX_stats.csv), the run as one bucket), the
+        JSON of C(--json-file) (the run as one bucket) or the shipped locustfile's request log (exact buckets). k6, the
+        JSON lines of C(--out json=FILE) (exact buckets) or C(--summary-export) (the run as one bucket). The result's
+        RV(report) says which and what its numbers approximate.
+      - Rules on C(mv_refresh_failures) read the database; without one they are left out with a warning.
     type: str
-    choices: [postgres, prometheus]
+    choices: [postgres, prometheus, locust, k6]
     default: postgres
+  path:
+    description:
+      - For O(source=locust) or O(source=k6), the output file (C(.gz) is read compressed).
+    type: path
   prometheus_url:
     description:
       - For O(source=prometheus), the server's base URL, for example C(http://prometheus:9090).
@@ -92,7 +102,7 @@ options:
     description:
       - Start of the window, usually the deploy time (ISO 8601 or Unix seconds; without a zone, UTC).
         A bucket that starts exactly then counts; the bucket that contains it does not.
-      - Either this or O(lookback_minutes).
+      - Either this or O(lookback_minutes) for a live source. For a load test's file, default its first request.
     type: str
   lookback_minutes:
     description:
@@ -247,6 +257,11 @@ polls:
   description: How many times the rules were evaluated.
   returned: success or a failure after evaluation
   type: int
+report:
+  description: For O(source=locust) or O(source=k6), what the file held - C(kind) (C(series) or C(run)), C(format),
+    C(start), C(end), C(bucket_seconds), C(buckets), C(requests) and C(notes) (what the numbers approximate).
+  returned: with O(source=locust) or O(source=k6)
+  type: dict
 queries:
   description: The statements that ran, with their parameters, so a person can check the decision by hand.
   returned: always
@@ -256,6 +271,7 @@ queries:
 
 import contextlib
 import datetime
+import gzip
 import http.client
 import os
 import socket
@@ -266,7 +282,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
 
-from ansible_collections.slogate.supabase.plugins.module_utils import prometheus, slo
+from ansible_collections.slogate.supabase.plugins.module_utils import load_reports, prometheus, slo
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError, SlogateError, mask_secrets
 from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec, sql
 
@@ -358,6 +374,51 @@ def measure(db, params, rules, since, as_of):
     return buckets, window_values
 
 
+FILE_SOURCES = ("locust", "k6")
+
+
+def read_report(params):
+    """The load generator's file as a load_reports.Report."""
+    path = params["path"]
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            end = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+            if params["source"] == "k6":
+                return load_reports.parse_k6(handle, params["bucket_seconds"], end=end)
+            return load_reports.parse_locust(handle.read(), params["bucket_seconds"], end=end)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ConfigurationError("cannot read the %s report %s: %s" % (params["source"], path, getattr(exc, "strerror", None) or exc))
+
+
+def judge_file(module, params, rules):
+    """Evaluate a finished load test's file once and exit: no database, no watching."""
+    if params["wait_for_buckets"]:
+        raise ConfigurationError("wait_for_buckets watches a live source; a %s file is read once: leave it out" % params["source"])
+    if params["lookback_minutes"]:
+        raise ConfigurationError("lookback_minutes does not apply to a %s file: give since/as_of or neither" % params["source"])
+    left_out = [rule.id for rule in rules if rule.metric in slo.WINDOW_METRICS]
+    if left_out:
+        module.warn("%s not evaluated: a load generator's file has no refresh log" % ", ".join(left_out))
+        rules = [rule for rule in rules if rule.metric not in slo.WINDOW_METRICS]
+    report = read_report(params)
+    since = slo.parse_time(params["since"], "since") if params["since"] else None
+    as_of = slo.parse_time(params["as_of"], "as_of") if params["as_of"] else None
+    window = report.window(since, as_of)
+    decision = slo.evaluate(rules, report.buckets, window["since"], window["as_of"], window["width"], grid=window["grid"])
+    result = dict(changed=False, polls=1, queries=[], report=jsonable(report.to_dict()))
+    result.update(jsonable(slo.to_dict(decision, window["width"])))
+    finish(module, params, decision, result)
+
+
+def finish(module, params, decision, result):
+    failing = (params["fail_on"] != "never" and decision.decision not in ("hold",)
+               and slo.severity(decision.decision) >= slo.severity(params["fail_on"]))
+    if failing or (decision.decision == "hold" and params["fail_on_hold"]):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
 class PrometheusSource(object):
     """Buckets from a Prometheus server's range queries, one query per metric, on the bucket grid."""
 
@@ -414,7 +475,8 @@ def main():
         argument_spec=pg_argument_spec(
             rules=dict(type="list", elements="dict"),
             preset=dict(type="str", choices=sorted(slo.PRESETS), default="runbook"),
-            source=dict(type="str", choices=["postgres", "prometheus"], default="postgres"),
+            source=dict(type="str", choices=["postgres", "prometheus", "locust", "k6"], default="postgres"),
+            path=dict(type="path"),
             since=dict(type="str"),
             lookback_minutes=dict(type="int"),
             as_of=dict(type="str"),
@@ -438,8 +500,7 @@ def main():
             fail_on_hold=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("since", "lookback_minutes")],
-        required_one_of=[("since", "lookback_minutes")],
-        required_if=[("source", "prometheus", ["prometheus_url"])],
+        required_if=[("source", "prometheus", ["prometheus_url"]), ("source", "locust", ["path"]), ("source", "k6", ["path"])],
         supports_check_mode=True,
     )
     params = module.params
@@ -452,6 +513,10 @@ def main():
         if params["bucket_seconds"] < 1:
             raise ConfigurationError("bucket_seconds must be 1 or more, got %d" % params["bucket_seconds"])
         fixed_as_of = slo.parse_time(params["as_of"], "as_of") if params["as_of"] else None
+        if params["source"] in FILE_SOURCES:
+            judge_file(module, params, rules)
+        if not (params["since"] or params["lookback_minutes"]):
+            raise ConfigurationError("give since (the deploy time) or lookback_minutes: the window of a live source has no default")
         if params["source"] == "prometheus":
             source = PrometheusSource(module, params)
         # Prometheus needs the database only for the refresh log; without one, those rules are left out, loudly.
@@ -495,11 +560,7 @@ def main():
     result["queries"] = reported_queries(db, source)
     if totals is not None:
         result["totals"] = totals
-    failing = (params["fail_on"] != "never" and decision.decision not in ("hold",)
-               and slo.severity(decision.decision) >= slo.severity(params["fail_on"]))
-    if failing or (decision.decision == "hold" and params["fail_on_hold"]):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    finish(module, params, decision, result)
 
 
 def database_configured(params):
