@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(os.environ.get("SLOGATE_COLLECTIONS_PATH", ROOT / ".venv" / "collections"))))
 
-from ansible_collections.slogate.supabase.plugins.module_utils import load_reports  # noqa: E402
+from ansible_collections.slogate.supabase.plugins.module_utils import load_reports, slo  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 LOAD = ROOT / "tests" / "load"
@@ -372,3 +372,56 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["k6-fixtures"]:
         sys.exit("usage: python tests/integration/test_load_runs.py k6-fixtures")
     regenerate_k6_fixtures()
+
+
+# -- the slo_check module judging a load test's file ----------------------------------------------
+
+ERR_RATE_RULE = {"metric": "err_rate", "op": ">", "threshold": 1, "action": "rollback", "for": 1, "min_samples": 1}
+
+
+def test_slo_check_judges_the_locust_run_as_one_bucket(locust_run, ansible_module):
+    app, files = locust_run
+    counts = app.counts()
+    run = ansible_module("slo_check", dict(source="locust", path=str(files["json"]), rules=[ERR_RATE_RULE], fail_on="never"))
+    assert not run.failed, run.result["msg"]
+    assert run.result["decision"] == "rollback"   # the fake server answers 500s and closes connections on purpose
+    assert run.result["report"]["format"] == "locust-json" and run.result["report"]["requests"] == counts["requests"]
+    assert run.result["window"]["buckets"] == 1
+    evaluation = run.result["evaluations"][0]
+    assert evaluation["buckets"][0]["value"] == pytest.approx(100.0 * counts["errors"] / counts["requests"])
+    assert evaluation["buckets"][0]["samples"] == counts["requests"]
+
+
+def test_slo_check_judges_the_locust_request_log_per_bucket(locust_run, ansible_module):
+    app, files = locust_run
+    run = ansible_module("slo_check", dict(source="locust", path=str(files["log"]), bucket_seconds=1, preset="success_criteria",
+                                           fail_on="never"))
+    report = load_reports.parse_locust(files["log"].read_text(), 1)
+    expected = slo.evaluate(slo.preset("success_criteria"), report.buckets, **report.window())
+    assert run.result["report"]["kind"] == "series"
+    assert (run.result["decision"], run.result["msg"]) == (expected.decision, expected.msg)
+    assert run.result["window"]["buckets"] == expected.window[2] >= 3
+
+
+def test_slo_check_judges_the_committed_k6_outputs(ansible_module, tmp_path):
+    counts = json.loads((K6_FIXTURES / "server-counts.json").read_text())
+    lines = ansible_module("slo_check", dict(source="k6", path=str(K6_FIXTURES / "k6-out.jsonl.gz"), bucket_seconds=1,
+                                             rules=[dict(ERR_RATE_RULE, **{"for": 1})], fail_on="never"))
+    assert lines.result["report"]["format"] == "k6-json-lines"
+    summary_copy = tmp_path / "summary.json"
+    summary_copy.write_text((K6_FIXTURES / "k6-summary-export.json").read_text())
+    summary = ansible_module("slo_check", dict(source="k6", path=str(summary_copy), rules=[ERR_RATE_RULE], fail_on="rollback"))
+    assert summary.failed and summary.result["decision"] == "rollback"
+    assert summary.result["report"]["requests"] == counts["requests"]
+    assert summary.result["evaluations"][0]["buckets"][0]["value"] == pytest.approx(100.0 * counts["errors"] / counts["requests"])
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(source="locust", path="/nonexistent/load.json"), "cannot read the locust report /nonexistent/load.json: No such file or directory"),
+    (dict(source="k6", path=str(K6_FIXTURES / "README.md")), "the k6 output is neither JSON lines (--out json=FILE) nor a summary JSON"),
+    (dict(source="locust", path=str(K6_FIXTURES / "server-counts.json"), wait_for_buckets=2),
+     "wait_for_buckets watches a live source; a locust file is read once: leave it out"),
+])
+def test_slo_check_names_a_bad_report(ansible_module, options, message):
+    run = ansible_module("slo_check", options)
+    assert run.failed and message in run.result["msg"] and "Traceback" not in run.output
