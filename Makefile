@@ -48,8 +48,8 @@ sanity: venv ## ansible-test sanity on a copy of the collection, no ignore file
 lint: venv ## ansible-lint, production profile
 	$(BIN)/ansible-lint --profile production
 
-demo: venv ## the SLO-gated deploy against embedded Postgres and the demo app
-	@echo "make demo: not yet - the demo lands with the demo issue (see README)."
+demo: venv ## the SLO-gated deploy against embedded Postgres and the demo app: a good release, then a bad one that rolls back
+	.venv/bin/python examples/demo/run_demo.py
 
 bench: venv ## every benchmark under bench/, each printing ratios and writing bench/results/*.json
 	bash bench/run.sh

@@ -1,0 +1,288 @@
+"""The demo's moving parts on one machine: an embedded PostgreSQL, the demo
+project staged release by release, the demo app under supervisord, tokens,
+background traffic, and the SLO-gated deploy playbook run against them.
+
+`make demo` drives it through run_demo.py; the playbook integration tests use
+the same class, so what the demo shows is what the tests check.
+
+Everything lives under one folder (DemoStack.root): the database cluster, the
+project, the app's releases, the deploy state, backups and reports. Secrets
+(the database password, the JWT secret, the tokens) are written only to files
+of mode 0600 there and handed to Ansible as an extra-vars file.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo"
+APP_SRC = ROOT / "examples" / "app"
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(DEMO / "seed"))
+
+from pgserver import PgServer  # noqa: E402
+
+# The demo's releases: which migrations each one ships (up to a version) and its app settings.
+STAGES = {
+    "initial": "20260105090004",      # documents and the slogate kit
+    "good": "20260110120100",         # runbook steps 1 and 2: search optimization and the punch list
+    "bad": "20260120090000",          # search suggestions, shipped with a release that fails 5 % of searches
+}
+BAD_RELEASE_ENV = {"FAULT_ERROR_RATE": "0.05"}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_private(path, text):
+    """Write a file only its owner can read, from the first byte."""
+    path = Path(path)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+class DemoStack:
+    def __init__(self, root, log=print, bucket_seconds=10):
+        self.root = Path(root)
+        self.log = log
+        self.bucket_seconds = bucket_seconds
+        self.project = self.root / "project"
+        self.app_root = self.root / "app"
+        self.state_dir = self.root / "state"
+        self.port = free_port()
+        self.app_url = "http://127.0.0.1:%d" % self.port
+        self.server = None
+        self.db_url = None
+        self.tokens = {}
+        self.traffic = None
+        self.supervisord_started = False
+
+    # -- the database -------------------------------------------------------------------------
+
+    def start_database(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.server = PgServer(self.root / "pg")
+        self.server.start()
+        admin = psycopg2.connect(self.server.url)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("CREATE DATABASE demo")
+        admin.close()
+        self.db_url = self.server.url_for("demo")
+        self.sql((ROOT / "roles" / "kit" / "files" / "bootstrap.sql").read_text())
+        self.log("database: PostgreSQL on 127.0.0.1:%d, database demo (bootstrap applied)" % self.server.port)
+
+    def sql(self, text, params=None):
+        conn = psycopg2.connect(self.db_url)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(text, params)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def seed_documents(self, count):
+        import generate
+        conn = psycopg2.connect(self.db_url)
+        try:
+            started = time.monotonic()
+            generate.load_documents(conn, count, seed=1)
+            self.log("seed: %d documents in %.1f s" % (count, time.monotonic() - started))
+        finally:
+            conn.close()
+
+    # -- the project, release by release ---------------------------------------------------------
+
+    def stage_project(self, stage):
+        """Copy the demo project's migrations (and down scripts) up to the stage's version."""
+        cutoff = STAGES[stage]
+        for kind in ("migrations", "rollbacks"):
+            target = self.project / "supabase" / kind
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted((DEMO / "supabase" / kind).glob("*.sql")):
+                if path.name[:14] <= cutoff and not (target / path.name).exists():
+                    shutil.copy2(path, target / path.name)
+        return sorted(p.name for p in (self.project / "supabase" / "migrations").glob("*.sql"))
+
+    # -- the app --------------------------------------------------------------------------------
+
+    def python(self, *args, env=None):
+        run = subprocess.run([sys.executable] + [str(a) for a in args], capture_output=True, text=True,
+                             env=dict(os.environ, **(env or {})), check=False)
+        if run.returncode:
+            raise RuntimeError("%s failed: %s" % (Path(str(args[0])).name, run.stderr.strip()[-2000:]))
+        return run.stdout
+
+    def start_app(self, release_id="r1"):
+        self.app_root.mkdir(parents=True, exist_ok=True)
+        jwt_secret = secrets.token_urlsafe(48)
+        write_private(self.root / "jwt_secret", jwt_secret)
+        self.python(APP_SRC / "supervisor.py", "secrets", "--file", self.app_root / "secrets.env",
+                    env=dict(DATABASE_URL=self.db_url, JWT_SECRET=jwt_secret))
+        self.python(APP_SRC / "supervisor.py", "write", "--root", self.app_root, "--secrets", self.app_root / "secrets.env",
+                    "--port", self.port)
+        self.python(APP_SRC / "release.py", "build", "--root", self.app_root, "--id", release_id)
+        self.python(APP_SRC / "release.py", "switch", "--root", self.app_root, "--id", release_id)
+        subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(self.app_root / "supervisord.conf")], check=True)
+        self.supervisord_started = True
+        self.wait_for_release(release_id)
+        self.mint_tokens(jwt_secret)
+        self.log("app: release %s serving on %s under supervisord" % (release_id, self.app_url))
+
+    def supervisorctl(self, *args):
+        return [str(VENV_BIN / "supervisorctl"), "-c", str(self.app_root / "supervisord.conf")] + list(args)
+
+    def health(self):
+        try:
+            with urllib.request.urlopen(self.app_url + "/api/health", timeout=2) as answer:
+                return json.loads(answer.read())
+        except (OSError, ValueError):
+            return None
+
+    def wait_for_release(self, release_id, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = self.health()
+            if health and health.get("release") == release_id:
+                return health
+            time.sleep(0.3)
+        raise RuntimeError("the app did not serve release %s within %d s" % (release_id, timeout))
+
+    def mint_tokens(self, jwt_secret):
+        secret_file = self.root / "jwt_secret"
+        minted = json.loads(self.python(APP_SRC / "mint_token.py", "--secret-file", secret_file, "--json"))
+        self.tokens = dict(admin=minted["admin"], user=minted["regular"], expired=minted["expired"])
+        # One admin token per purpose: the rate limit counts per token.
+        for purpose in ("rate_limit", "loadtest", "traffic"):
+            token = json.loads(self.python(APP_SRC / "mint_token.py", "--secret-file", secret_file, "--json", "--kind", "admin",
+                                           "--sub", str(uuid.uuid4())))["admin"]
+            self.tokens[purpose] = token
+        assert jwt_secret not in json.dumps(self.tokens)
+
+    # -- traffic --------------------------------------------------------------------------------
+
+    def start_traffic(self, users=3):
+        """Steady background users (Locust), so every SLO bucket has requests to judge."""
+        out = self.root / "traffic"
+        out.mkdir(exist_ok=True)
+        env = dict(os.environ, SLOGATE_USER_TOKEN=self.tokens["user"], SLOGATE_ADMIN_TOKEN=self.tokens["traffic"],
+                   SLOGATE_THINK_MIN="0.1", SLOGATE_THINK_MAX="0.3")
+        self.traffic = subprocess.Popen(
+            [str(VENV_BIN / "locust"), "-f", str(ROOT / "tests" / "load" / "locustfile.py"), "--headless", "-u", str(users),
+             "-r", str(users), "--host", self.app_url, "--only-summary", "--loglevel", "ERROR"],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(out / "locust.log", "w"), start_new_session=True)
+        self.log("traffic: %d Locust users in the background" % users)
+
+    def stop_traffic(self):
+        if self.traffic and self.traffic.poll() is None:
+            os.killpg(self.traffic.pid, signal.SIGINT)
+            try:
+                self.traffic.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.traffic.pid, signal.SIGKILL)
+                self.traffic.wait()
+        self.traffic = None
+
+    # -- the playbooks --------------------------------------------------------------------------
+
+    def extra_vars(self, release_id, release_env=None, **overrides):
+        """The deploy's variables; written to a 0600 file because they hold the secrets."""
+        values = dict(
+            slogate_db_url=self.db_url,
+            slogate_project_dir=str(self.project),
+            slogate_state_dir=str(self.state_dir),
+            slogate_app_root=str(self.app_root),
+            slogate_app_src=str(APP_SRC),
+            slogate_app_url=self.app_url,
+            slogate_release_id=release_id,
+            slogate_release_env=release_env or {},
+            slogate_app_restart_command=self.supervisorctl("restart", "slogate-app"),
+            slogate_worker_restart_command=self.supervisorctl("restart", "slogate-cache-worker"),
+            slogate_admin_token=self.tokens.get("admin", ""),
+            slogate_user_token=self.tokens.get("user", ""),
+            slogate_rate_limit_token=self.tokens.get("rate_limit", ""),
+            slogate_loadtest_admin_token=self.tokens.get("loadtest", ""),
+            slogate_bucket_seconds=self.bucket_seconds,
+            slogate_poll_interval=2,
+            predeploy_baseline_minutes=10,
+            loadtest_users=8,
+            loadtest_spawn_rate=8,
+            loadtest_seconds=15,
+            loadtest_think_min=0.2,
+            loadtest_think_max=0.5,
+            loadtest_pgbench_seconds=5,
+            loadtest_pgbench_clients=2,
+            deploy_refresh_pause_seconds=0.2,
+        )
+        for name, value in overrides.items():
+            if value is None:
+                values.pop(name, None)   # None: leave the variable undefined
+            else:
+                values[name] = value
+        return write_private(self.root / ("vars-%s.json" % release_id), json.dumps(values))
+
+    def ansible_env(self):
+        return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"),
+                    ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="False",
+                    ANSIBLE_INVENTORY_UNPARSED_WARNING="False", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                    PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
+
+    def playbook_command(self, playbook, vars_file, *extra):
+        return [str(VENV_BIN / "ansible-playbook"), "slogate.supabase.%s" % playbook, "-e", "@%s" % vars_file] + list(extra)
+
+    def run_playbook(self, playbook, vars_file, *extra, stream=True):
+        """Run a playbook of the collection; return (exit code, output)."""
+        command = self.playbook_command(playbook, vars_file, *extra)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.ansible_env(),
+                                cwd=str(self.root))
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if stream:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        return proc.wait(), "".join(lines)
+
+    def deploy_state(self):
+        path = self.state_dir / "deploy-state.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def reports(self):
+        return sorted((self.state_dir / "reports").glob("*.md"))
+
+    def applied_versions(self):
+        rows = self.sql("SELECT version FROM supabase_migrations.schema_migrations ORDER BY version")
+        return [row[0] for row in rows or []]
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def stop(self):
+        self.stop_traffic()
+        if self.supervisord_started:
+            subprocess.run(self.supervisorctl("shutdown"), capture_output=True, check=False)
+            pid_file = self.app_root / "run" / "supervisord.pid"
+            deadline = time.monotonic() + 20
+            while pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.supervisord_started = False
+        if self.server:
+            self.server.stop()
+            self.server = None
