@@ -79,6 +79,8 @@ class DemoStack:
 
     def start_database(self):
         self.root.mkdir(parents=True, exist_ok=True)
+        # Run as root, the server runs as its own user, who must reach its folder; secrets here are files of mode 0600.
+        os.chmod(self.root, 0o755)
         self.server = PgServer(self.root / "pg")
         self.server.start()
         admin = psycopg2.connect(self.server.url)
@@ -179,12 +181,12 @@ class DemoStack:
 
     # -- traffic --------------------------------------------------------------------------------
 
-    def start_traffic(self, users=3):
+    def start_traffic(self, users=3, think=(0.1, 0.3)):
         """Steady background users (Locust), so every SLO bucket has requests to judge."""
         out = self.root / "traffic"
         out.mkdir(exist_ok=True)
         env = dict(os.environ, SLOGATE_USER_TOKEN=self.tokens["user"], SLOGATE_ADMIN_TOKEN=self.tokens["traffic"],
-                   SLOGATE_THINK_MIN="0.1", SLOGATE_THINK_MAX="0.3")
+                   SLOGATE_THINK_MIN=str(think[0]), SLOGATE_THINK_MAX=str(think[1]))
         self.traffic = subprocess.Popen(
             [str(VENV_BIN / "locust"), "-f", str(ROOT / "tests" / "load" / "locustfile.py"), "--headless", "-u", str(users),
              "-r", str(users), "--host", self.app_url, "--only-summary", "--loglevel", "ERROR"],
