@@ -44,7 +44,7 @@ def stack():
         code, output = demo.run_playbook("deploy", demo.extra_vars(
             "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
             slogate_app_url=None), stream=False)
-        assert code == 0, output[-4000:]
+        assert code == 0, failures(output)
         demo.seed_documents(500)
         demo.start_app("r1")
         demo.start_traffic(users=3, think=(0.05, 0.15))
@@ -89,7 +89,7 @@ def ledger_rows(stack):
 def test_good_deploy_passes_reports_and_leaks_no_secret(stack):
     stack.stage_project("good")
     code, output = deploy(stack, "r2", None, "-vvv", loadtest_seconds=5, loadtest_users=4)
-    assert code == 0, output[-6000:]
+    assert code == 0, failures(output)
     assert stack.health()["release"] == "r2"
     assert stack.applied_versions()[-2:] == ["20260110120000", GOOD_VERSION]
     assert stack.deploy_state()["status"] == "deployed"
@@ -108,7 +108,7 @@ def test_good_deploy_passes_reports_and_leaks_no_secret(stack):
         assert all(secret not in text for text in texts), "a secret reached the output or a report"
 
     again_code, again = deploy(stack, "r2", None, **QUIET)
-    assert again_code == 0, again[-4000:]
+    assert again_code == 0, failures(again)
     assert changed_tasks(again) <= REPORT_TASKS, changed_tasks(again)
 
 
@@ -130,7 +130,7 @@ def test_bad_release_is_rolled_back_by_the_monitor(stack):
     assert stack.deploy_state()["status"] == "rolled_back"
 
     rerun_code, rerun = stack.run_playbook("rollback", stack.extra_vars("r3"), stream=False)
-    assert rerun_code == 0, rerun[-4000:]
+    assert rerun_code == 0, failures(rerun)
     assert changed_tasks(rerun) <= REPORT_TASKS, changed_tasks(rerun)
     assert stack.health()["release"] == "r1" and stack.applied_versions()[-1] == KIT_VERSION
 
@@ -173,7 +173,7 @@ def test_check_mode_changes_nothing(stack):
               stack.deploy_state())
     backups = sorted((stack.state_dir / "backups").glob("*"))
     code, output = deploy(stack, "r2", None, "--check", **QUIET)
-    assert code == 0, output[-4000:]
+    assert code == 0, failures(output)
     after = (stack.applied_versions(), sorted(os.listdir(stack.app_root / "releases")), os.readlink(stack.app_root / "current"),
              stack.deploy_state())
     assert after == before
