@@ -581,6 +581,74 @@ def restore_options(jobs):
     return options
 
 
+# -- what the database has that the dump does not -------------------------------------------------
+
+_TOC_OBJECT = re.compile(r"^\d+;\s+\d+\s+\d+\s+(?P<desc>MATERIALIZED VIEW|FOREIGN TABLE|TABLE|VIEW|SEQUENCE|FUNCTION|PROCEDURE|"
+                         r"TYPE|DOMAIN|SCHEMA)\s+(?P<rest>.*)$")
+_TOC_KINDS = {"TABLE": "relation", "VIEW": "relation", "MATERIALIZED VIEW": "relation", "FOREIGN TABLE": "relation",
+              "SEQUENCE": "relation", "FUNCTION": "function", "PROCEDURE": "function", "TYPE": "type", "DOMAIN": "type",
+              "SCHEMA": "schema"}
+NEVER_DROPPED_SCHEMAS = ("public",)
+
+
+def dumped_objects(entries):
+    """{(kind, schema, name)} of the objects a dump's TOC creates; kind is relation, function, type or schema.
+
+    A TOC line reads ``<id>; <catalog oid> <oid> <DESC> <schema> <name> <owner>`` (``-`` as the schema of a
+    SCHEMA entry); a function's name carries its arguments, dropped here: any overload counts as dumped.
+    """
+    objects = set()
+    for entry in entries:
+        match = _TOC_OBJECT.match(entry)
+        if not match:
+            continue
+        parts = match.group("rest").split(" ")
+        if len(parts) < 3:
+            continue
+        schema, name = parts[0], " ".join(parts[1:-1])
+        kind = _TOC_KINDS[match.group("desc")]
+        if kind == "schema":
+            objects.add(("schema", name, name))
+            continue
+        if kind == "function":
+            name = name.split("(", 1)[0]
+        objects.add((kind, schema, name))
+        objects.add(("schema", schema, schema))
+    return objects
+
+
+def quote_ident(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def newer_objects_sql(catalog_rows, dumped, only_schemas=None):
+    """DROP statements for what the database holds and the dump does not: what was created after the dump.
+
+    Such objects can depend on objects the restore drops and recreates (a view a later migration built on a
+    dumped table) and make ``pg_restore --clean`` fail; dropping them first, in the restore's transaction,
+    gives back the database as dumped. ``catalog_rows``: dicts with kind, schema, name, drop_kind and, for
+    functions, signature (qualified ``regprocedure`` text). ``only_schemas``: a partial dump's schemas; other
+    schemas are never touched, and no schema is dropped.
+    """
+    dumped_schemas = {schema for kind, schema, name in dumped if kind == "schema"}
+    statements = []
+    for row in catalog_rows:
+        kind, schema, name = row["kind"], row["schema"], row["name"]
+        if only_schemas is not None and schema not in only_schemas:
+            continue
+        if kind == "schema":
+            if only_schemas is None and schema not in dumped_schemas and schema not in NEVER_DROPPED_SCHEMAS:
+                statements.append("DROP SCHEMA IF EXISTS %s CASCADE;" % quote_ident(schema))
+            continue
+        if schema not in dumped_schemas or (kind, schema, name) in dumped:
+            continue   # a new schema goes as a whole; a dumped object is dropped and recreated by the restore
+        if kind == "function":
+            statements.append("DROP %s IF EXISTS %s CASCADE;" % (row["drop_kind"], row["signature"]))
+        else:
+            statements.append("DROP %s IF EXISTS %s.%s CASCADE;" % (row["drop_kind"], quote_ident(schema), quote_ident(name)))
+    return statements
+
+
 def human_size(size):
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -101,6 +101,19 @@ options:
         restored.
       - Not set means 1. Only with O(state=restored).
     type: int
+  drop_newer:
+    description:
+      - With O(state=restored) and one job, first drops what the database holds and the dump does not (tables,
+        views, materialized views, sequences, functions, types and, for a whole-database dump, schemas created
+        after the dump; never C(public), never an extension's objects), in the same transaction as the restore.
+        Objects a later migration built on dumped tables (a view, a materialized view) would otherwise make
+        C(pg_restore --clean) fail, and the restored database would not be the one dumped.
+      - The restore then runs as C(pg_restore --clean --if-exists --no-owner -f script) followed by C(psql
+        --single-transaction) with the drops and that script, so it needs C(psql) next to C(pg_restore) and disk
+        for the SQL script (about the size of the data).
+      - V(false) restores with C(pg_restore --single-transaction) directly and leaves newer objects alone.
+    type: bool
+    default: true
   bin_dir:
     description:
       - Folder holding C(pg_dump) and C(pg_restore), searched first. Its programs are used whenever their version
@@ -386,6 +399,8 @@ from ansible_collections.slogate.supabase.plugins.module_utils.backup import (
     choose_pg_dump,
     choose_pg_restore,
     dump_name,
+    dumped_objects,
+    newer_objects_sql,
     expired,
     human_size,
     major_of_version_num,
@@ -454,6 +469,16 @@ class Run(object):
         self.step("connect", started, detail % dict(facts, target=db.target))
         return facts, db.target
 
+    def read_catalog(self):
+        """The objects of the database that a restore may have to drop first (see newer_objects_sql)."""
+        db = module_connect(self.module)
+        try:
+            with db:
+                db.execute("SET search_path = ''", record=False)   # regprocedure text then always names its schema
+                return db.fetch_all(CATALOG_OBJECTS)
+        finally:
+            self.queries.extend(db.queries)
+
     def finish(self, **values):
         self.result.update(values)
         durations = {}
@@ -462,6 +487,41 @@ class Run(object):
         durations["total_s"] = round(time.monotonic() - self.started, 3)
         self.result.update(steps=self.steps, durations=durations, queries=self.queries)
         return self.result
+
+
+# Objects of the database's own schemas, not members of an extension, not owned by another object.
+CATALOG_OBJECTS = """
+WITH own AS (
+  SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+)
+SELECT 'schema' AS kind, own.nspname AS schema, own.nspname AS name, 'SCHEMA' AS drop_kind, NULL AS signature FROM own
+UNION ALL
+SELECT 'relation', own.nspname, c.relname,
+       CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, NULL
+FROM pg_catalog.pg_class c JOIN own ON own.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i'))
+UNION ALL
+SELECT 'function', own.nspname, p.proname, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+       p.oid::pg_catalog.regprocedure::text
+FROM pg_catalog.pg_proc p JOIN own ON own.oid = p.pronamespace
+WHERE p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'type', own.nspname, t.typname, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, NULL
+FROM pg_catalog.pg_type t JOIN own ON own.oid = t.typnamespace
+WHERE (t.typtype IN ('e', 'd', 'r')
+       OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+ORDER BY 1, 2, 3
+"""
 
 
 def server_facts(db, schemas=()):
@@ -762,6 +822,24 @@ def restore_source(module, database):
     return backup, backup.dump_file
 
 
+def restore_with_psql(tools, pg_restore, path, target, drops, run):
+    """The drops and the dump's SQL in one psql transaction: all of it, or nothing."""
+    psql = os.path.join(os.path.dirname(pg_restore.path), "psql")
+    if not os.access(psql, os.X_OK):
+        raise BackupError("no psql next to %s: install the PostgreSQL client there, or set drop_newer=false" % pg_restore.path)
+    script = os.path.join(tools.folder, "restore.sql")
+    prefix = os.path.join(tools.folder, "drop_newer.sql")
+    with open(prefix, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(drops) + "\n")
+    tools.execute("pg_restore", [pg_restore.path, "--clean", "--if-exists", "--no-owner", "--file=%s" % script, path],
+                  "pg_restore %s of %s to SQL" % (pg_restore.version, path), umask=0o077)
+    argv = [psql, "--no-psqlrc", "--quiet", "--no-password", "--single-transaction", "--set=ON_ERROR_STOP=1",
+            "--dbname=%s" % tools.dbname, "--file=%s" % prefix, "--file=%s" % script]
+    run.result["command"] = argv
+    tools.execute("psql", argv, "psql: drop %d newer objects, then restore %s into %s (one transaction)" % (
+        len(drops), path, target))
+
+
 def restore(module, run):
     params = module.params
     jobs = params["jobs"] or 1
@@ -790,13 +868,21 @@ def restore(module, run):
         run.result["archive"] = archive_info(archive)
         check_restorable(major, archive=archive)
         argv = [pg_restore.path] + restore_options(jobs) + ["--no-password", "--dbname=%s" % tools.dbname, path]
+        drops = []
+        if params["drop_newer"] and jobs == 1:
+            only = list(backup.manifest.schemas) if backup and backup.manifest.schemas else None
+            drops = newer_objects_sql(run.read_catalog(), dumped_objects(archive.entries), only)
+            run.result["dropped_first"] = drops
         run.result["command"] = argv
         if module.check_mode:
-            return run.finish(changed=True, msg="would restore %s (%s, sha256 ok) into %s" % (
-                path, human_size(size), target))
+            return run.finish(changed=True, msg="would restore %s (%s, sha256 ok) into %s%s" % (
+                path, human_size(size), target, ", dropping first %d objects created after the dump" % len(drops) if drops else ""))
         try:
-            tools.execute("pg_restore", argv, "pg_restore %s of %s into %s (%s)" % (
-                pg_restore.version, path, target, "one transaction" if jobs == 1 else "%d jobs" % jobs))
+            if params["drop_newer"] and jobs == 1:
+                restore_with_psql(tools, pg_restore, path, target, drops, run)
+            else:
+                tools.execute("pg_restore", argv, "pg_restore %s of %s into %s (%s)" % (
+                    pg_restore.version, path, target, "one transaction" if jobs == 1 else "%d jobs" % jobs))
         except BackupError as exc:
             raise BackupError("%s; %s" % (exc, "the restore ran in one transaction, which was rolled back: the "
                                           "database is as it was" if jobs == 1 else
@@ -818,6 +904,7 @@ def main():
             manifest=dict(type="path"),
             sha256=dict(type="str"),
             jobs=dict(type="int"),
+            drop_newer=dict(type="bool", default=True),
             bin_dir=dict(type="path"),
         ),
         mutually_exclusive=[("dump_file", "manifest")],

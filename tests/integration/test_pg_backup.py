@@ -169,15 +169,47 @@ def test_dump_damage_restore_gives_identical_data(app_db, ansible_module, tmp_pa
     assert fingerprint(app_db) == before
     assert app_db.scalar("SELECT count(*) FROM public.open_orders") == 666
     assert app_db.scalar("SELECT to_regclass('public.orders_status') IS NOT NULL") is True
-    assert app_db.scalar("SELECT to_regclass('public.created_later') IS NOT NULL") is True  # not in the dump: kept
+    assert app_db.scalar("SELECT to_regclass('public.created_later') IS NULL") is True  # not in the dump: dropped first
+    assert result["dropped_first"] == ['DROP TABLE IF EXISTS "public"."created_later" CASCADE;']
     assert result["changed"] is True and result["restored"] is True
     assert result["single_transaction"] is True and result["jobs"] == 1
-    assert "--single-transaction" in result["command"] and "--clean" in result["command"]
+    assert result["command"][0].endswith("/psql") and "--single-transaction" in result["command"]
     assert result["dump_file"] == dump["dump_file"] and result["sha256"] == dump["sha256"]
     assert result["migration_versions"] == MIGRATIONS
     assert result["pg_restore"]["version"].split(".")[0] == str(major(app_db.server))
-    assert [s["step"] for s in result["steps"]] == ["connect", "sha256", "list", "pg_restore", "connect"]
-    assert result["durations"]["pg_restore"] > 0
+    assert [s["step"] for s in result["steps"]] == ["connect", "sha256", "list", "pg_restore", "psql", "connect"]
+    assert result["durations"]["pg_restore"] > 0 and result["durations"]["psql"] > 0
+
+
+def test_restore_drops_what_later_migrations_built_on_dumped_tables(app_db, ansible_module, tmp_path):
+    before = fingerprint(app_db)
+    dump = dumped(ansible_module, app_db, tmp_path)
+    app_db.execute("""UPDATE public.documents SET title = 'after the dump';
+                      CREATE SCHEMA reports;
+                      CREATE VIEW reports.titles AS SELECT title FROM public.documents;
+                      CREATE MATERIALIZED VIEW public.title_counts AS SELECT title, count(*) FROM public.documents GROUP BY 1;
+                      CREATE FUNCTION public.later() RETURNS int LANGUAGE sql AS 'SELECT 1';""")
+    result = restored(ansible_module, app_db, manifest=dump["manifest_file"])
+    assert fingerprint(app_db) == before
+    assert app_db.scalar("SELECT to_regnamespace('reports') IS NULL AND to_regclass('public.title_counts') IS NULL "
+                         "AND to_regprocedure('public.later()') IS NULL") is True
+    assert sorted(result["dropped_first"]) == sorted(['DROP SCHEMA IF EXISTS "reports" CASCADE;',
+                                                      'DROP MATERIALIZED VIEW IF EXISTS "public"."title_counts" CASCADE;',
+                                                      "DROP FUNCTION IF EXISTS public.later() CASCADE;"])
+
+
+def test_failed_psql_restore_rolls_back_everything(app_db, ansible_module, tmp_path):
+    role = "slogate_gone_%s" % uuid.uuid4().hex[:8]
+    app_db.execute("CREATE ROLE %s; GRANT SELECT ON public.documents TO %s" % (role, role))
+    dump = dumped(ansible_module, app_db, tmp_path)
+    app_db.execute("DROP OWNED BY %s; DROP ROLE %s; CREATE TABLE public.created_later (id int);" % (role, role))
+    before = fingerprint(app_db)
+    run = backup(ansible_module, app_db, state="restored", manifest=dump["manifest_file"])
+    assert run.failed and "\n" not in run.result["msg"]
+    assert run.result["msg"].startswith("psql failed (exit 3): ") and role in run.result["msg"]
+    assert run.result["msg"].endswith("the restore ran in one transaction, which was rolled back: the database is as it was")
+    assert fingerprint(app_db) == before
+    assert app_db.scalar("SELECT to_regclass('public.created_later') IS NOT NULL") is True   # the drops were rolled back too
 
 
 def test_failed_restore_rolls_back_and_says_so(app_db, ansible_module, tmp_path):
@@ -186,7 +218,7 @@ def test_failed_restore_rolls_back_and_says_so(app_db, ansible_module, tmp_path)
                       CREATE SCHEMA reports;
                       CREATE VIEW reports.titles AS SELECT title FROM public.documents;""")
     before = fingerprint(app_db)
-    run = backup(ansible_module, app_db, state="restored", manifest=dump["manifest_file"])
+    run = backup(ansible_module, app_db, state="restored", manifest=dump["manifest_file"], drop_newer=False)
     assert run.failed and "\n" not in run.result["msg"]
     assert run.result["msg"].startswith("pg_restore failed (exit 1): ")
     assert "cannot drop" in run.result["msg"]

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible_collections.slogate.supabase.plugins.module_utils import backup as backup_utils
 from ansible_collections.slogate.supabase.plugins.module_utils.backup import (
     ArchiveInfo,
     Backup,
@@ -578,3 +579,52 @@ def test_restore_options(jobs, options):
                                         (3 * 1024 ** 4, "3072.0 GiB")])
 def test_human_size(size, text):
     assert human_size(size) == text
+
+
+TOC = [
+    "15; 2615 2200 SCHEMA - public pg_database_owner",
+    "216; 1259 16400 TABLE public documents postgres",
+    "217; 1259 16410 MATERIALIZED VIEW public analytics_document_tags postgres",
+    "230; 1255 16420 FUNCTION public search_documents(q text, max_results integer) postgres",
+    "231; 0 16400 TABLE DATA public documents postgres",
+    "240; 2615 16500 SCHEMA - slogate postgres",
+]
+
+
+def test_dumped_objects_reads_kinds_and_drops_function_arguments():
+    objects = backup_utils.dumped_objects(TOC)
+    assert ("relation", "public", "documents") in objects
+    assert ("relation", "public", "analytics_document_tags") in objects
+    assert ("function", "public", "search_documents") in objects
+    assert {("schema", "public", "public"), ("schema", "slogate", "slogate")} <= objects
+    assert not any(kind == "relation" and name == "DATA" for kind, schema, name in objects)
+
+
+def catalog(*rows):
+    return [dict(kind=k, schema=s, name=n, drop_kind=d, signature=g) for k, s, n, d, g in rows]
+
+
+def test_newer_objects_are_dropped_and_dumped_ones_kept():
+    rows = catalog(("schema", "public", "public", "SCHEMA", None), ("schema", "reports", "reports", "SCHEMA", None),
+                   ("relation", "public", "documents", "TABLE", None), ("relation", "public", "later", "VIEW", None),
+                   ("relation", "reports", "titles", "VIEW", None),
+                   ("function", "public", "search_documents", "FUNCTION", "public.search_documents(text,integer)"),
+                   ("function", "public", "later", "FUNCTION", "public.later()"), ('type', "public", 'my"type', "TYPE", None))
+    assert backup_utils.newer_objects_sql(rows, backup_utils.dumped_objects(TOC)) == [
+        'DROP SCHEMA IF EXISTS "reports" CASCADE;',
+        'DROP VIEW IF EXISTS "public"."later" CASCADE;',
+        "DROP FUNCTION IF EXISTS public.later() CASCADE;",
+        'DROP TYPE IF EXISTS "public"."my""type" CASCADE;',
+    ]
+
+
+def test_a_partial_dump_never_drops_schemas_or_touches_others():
+    rows = catalog(("schema", "reports", "reports", "SCHEMA", None), ("relation", "reports", "titles", "VIEW", None),
+                   ("relation", "public", "later", "VIEW", None))
+    assert backup_utils.newer_objects_sql(rows, backup_utils.dumped_objects(TOC), only_schemas=["public"]) == [
+        'DROP VIEW IF EXISTS "public"."later" CASCADE;']
+
+
+def test_public_is_never_dropped_even_when_the_dump_lacks_it():
+    rows = catalog(("schema", "public", "public", "SCHEMA", None))
+    assert backup_utils.newer_objects_sql(rows, set()) == []
