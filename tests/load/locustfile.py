@@ -8,6 +8,8 @@ Environment:
     SLOGATE_USER_TOKEN    Bearer token of a regular user (searches, and the
                           admin calls that must answer 403)
     SLOGATE_ADMIN_TOKEN   Bearer token of an admin (admin calls)
+    SLOGATE_SECRETS_FILE  or a JSON file holding both, as {"SLOGATE_USER_TOKEN": ...,
+                          "SLOGATE_ADMIN_TOKEN": ...} (keeps them out of the environment)
     SLOGATE_THINK_MIN/MAX think time between tasks in seconds (default 1 and 3)
     SLOGATE_REQUEST_LOG   a file to write one CSV line per request
                           (end_time,status,duration_ms,cache_hit): the exact
@@ -22,6 +24,7 @@ plugins/module_utils/load_reports.py reads them back.
 """
 
 import atexit
+import json
 import os
 import random
 
@@ -51,8 +54,24 @@ THINK_MIN = _seconds("SLOGATE_THINK_MIN", 1.0)
 THINK_MAX = max(_seconds("SLOGATE_THINK_MAX", 3.0), THINK_MIN)
 
 
+def _secrets_file():
+    """SLOGATE_SECRETS_FILE: a JSON file (mode 0600) with the tokens, so they never sit in a command's environment,
+    which Ansible prints at -vvv; its keys are the variable names below."""
+    path = os.environ.get("SLOGATE_SECRETS_FILE", "")
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise SystemExit("SLOGATE_SECRETS_FILE %s is not readable JSON: %s" % (path, exc))
+
+
+SECRETS = _secrets_file()
+
+
 def _bearer(name):
-    token = os.environ.get(name, "")
+    token = SECRETS.get(name) or os.environ.get(name, "")
     return {"Authorization": "Bearer " + token} if token else {}
 
 

@@ -177,9 +177,17 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="pgbench threads (default 2)")
     parser.add_argument("--protocol", choices=("simple", "extended", "prepared"), default="simple", help="query protocol")
     parser.add_argument("--pgbench", help="path of the pgbench binary")
+    parser.add_argument("--url-file", help="file holding the URL (mode 0600): keeps the password out of argv and the environment")
     args = parser.parse_args(argv)
+    if args.url_file:
+        try:
+            with open(args.url_file, encoding="utf-8") as handle:
+                args.url = handle.read().strip()
+        except OSError as exc:
+            sys.stderr.write("pgbench_report: cannot read --url-file %s: %s\n" % (args.url_file, exc.strerror))
+            return 2
     if not args.url:
-        sys.stderr.write("pgbench_report: give --url or set DATABASE_URL\n")
+        sys.stderr.write("pgbench_report: give --url, --url-file or set DATABASE_URL\n")
         return 2
     try:
         return run(args, sys.stdout)

@@ -23,8 +23,10 @@ import { sleep } from 'k6';
 import { Rate } from 'k6/metrics';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:3000').replace(/\/+$/, '');
-const USER_TOKEN = __ENV.SLOGATE_USER_TOKEN || '';
-const ADMIN_TOKEN = __ENV.SLOGATE_ADMIN_TOKEN || '';
+// SLOGATE_SECRETS_FILE: JSON {"SLOGATE_USER_TOKEN", "SLOGATE_ADMIN_TOKEN"}, so tokens stay out of the environment.
+const SECRETS = __ENV.SLOGATE_SECRETS_FILE ? JSON.parse(open(__ENV.SLOGATE_SECRETS_FILE)) : {};
+const USER_TOKEN = SECRETS.SLOGATE_USER_TOKEN || __ENV.SLOGATE_USER_TOKEN || '';
+const ADMIN_TOKEN = SECRETS.SLOGATE_ADMIN_TOKEN || __ENV.SLOGATE_ADMIN_TOKEN || '';
 const THINK_MIN = parseFloat(__ENV.SLOGATE_THINK_MIN || '1');
 const THINK_MAX = Math.max(parseFloat(__ENV.SLOGATE_THINK_MAX || '3'), THINK_MIN);
 
