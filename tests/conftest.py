@@ -169,6 +169,7 @@ def ansible_env(extra=None):
         ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
         ANSIBLE_DEPRECATION_WARNINGS="False",
         ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PIPELINING="True",
         ANSIBLE_FORCE_COLOR="0",
         PATH="%s:%s" % (VENV_BIN, env.get("PATH", "")),
     )

@@ -245,6 +245,7 @@ class DemoStack:
         return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"),
                     ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="False",
                     ANSIBLE_INVENTORY_UNPARSED_WARNING="False", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                    ANSIBLE_PIPELINING="True",
                     PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
 
     def playbook_command(self, playbook, vars_file, *extra):
