@@ -52,11 +52,11 @@ def main(argv=None):
         banner("1/3 set-up: database, first release, documents, app, background traffic")
         stack.start_database()
         stack.stage_project("initial")
-        code, _ = stack.run_playbook("deploy", stack.extra_vars("r0", slogate_smoke=False, slogate_loadtest=False,
-                                                                slogate_monitor=False, slogate_app_root=None,
-                                                                slogate_app_url=None), stream=False)
+        first_vars = stack.extra_vars("r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False,
+                                      slogate_app_root=None, slogate_app_url=None)
+        code, first_output = stack.run_playbook("deploy", first_vars, stream=False)
         if code:
-            raise RuntimeError("the first release's migrations failed; run the deploy playbook by hand to see why")
+            raise RuntimeError("the first release's migrations failed: %s" % first_output.strip().splitlines()[-1:])
         print("migrations applied: %s" % ", ".join(stack.applied_versions()))
         first_reports = stack.reports()
         stack.seed_documents(args.documents)
@@ -66,12 +66,12 @@ def main(argv=None):
 
         banner("2/3 a good deploy: runbook steps 1-2 and app release r2")
         stack.stage_project("good")
-        good_code, _ = stack.run_playbook("deploy", stack.extra_vars("r2"))
+        good_code = stack.run_playbook("deploy", stack.extra_vars("r2"))[0]
         good_reports = stack.reports()
 
         banner("3/3 a bad deploy: release r3 fails 5 % of searches; the monitor must roll it back")
         stack.stage_project("bad")
-        bad_code, _ = stack.run_playbook("deploy", stack.extra_vars("r3", BAD_RELEASE_ENV, slogate_loadtest=False))
+        bad_code = stack.run_playbook("deploy", stack.extra_vars("r3", BAD_RELEASE_ENV, slogate_loadtest=False))[0]
         health = stack.health() or {}
         state = stack.deploy_state() or {}
         banner("demo finished in %.0f s" % (time.monotonic() - started))

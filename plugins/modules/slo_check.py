@@ -86,7 +86,7 @@ options:
     type: dict
   prometheus_bearer_token:
     description:
-      - Sent as C(Authorization: Bearer ...) to Prometheus. Never logged.
+      - Sent to Prometheus in the C(Authorization) header as a bearer token. Never logged.
     type: str
   validate_certs:
     description:

@@ -97,8 +97,8 @@ def test_good_deploy_passes_reports_and_leaks_no_secret(stack):
     report = latest_report(stack)
     assert report["outcome"] == "succeeded"
     assert [m["version"] for m in report["deploy"]["applied"]] == ["20260110120000", GOOD_VERSION]
-    assert [v["function"] for v in report["deploy"]["verifications"]][:2] == ["public.verify_migration_success()",
-                                                                            "public.verify_final_punchlist_migration()"]
+    verifiers = [v["function"] for v in report["deploy"]["verifications"]]
+    assert verifiers[:2] == ["public.verify_migration_success()", "public.verify_final_punchlist_migration()"]
     assert report["monitor"]["decision"] == "pass" and report["monitor"]["window"]["buckets"] >= 3
     assert report["smoke"]["passed"] == len(report["smoke"]["checks"]) == 7
     assert report["loadtest"]["decision"] in ("pass", "hold") and report["loadtest"]["figures"]["pgbench"]["tps"] > 0
@@ -178,5 +178,3 @@ def test_check_mode_changes_nothing_then_a_failing_migration_leaves_nothing_half
     assert stack.applied_versions()[-1] == KIT_VERSION
     assert latest_report(stack)["outcome"] == "rolled_back"
     assert stack.health()["release"] == "r1"
-
-
