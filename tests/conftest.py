@@ -24,7 +24,7 @@ COLLECTIONS_PATH = Path(os.environ.get("SLOGATE_COLLECTIONS_PATH", ROOT / ".venv
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(COLLECTIONS_PATH))
 
-from pgserver import PgServer  # noqa: E402
+from pgserver import PgServer, run_sql  # noqa: E402
 
 
 def ensure_collection_link():
@@ -107,14 +107,7 @@ class TestDatabase:
 
     def execute(self, statement, params=None):
         """Run statements in autocommit; return the rows of the last one, if any."""
-        conn = psycopg2.connect(self.url)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return run_sql(self.url, statement, params)
 
     def scalar(self, statement, params=None):
         rows = self.execute(statement, params)

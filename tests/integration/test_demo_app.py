@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 
 import demo_app
+from pgserver import run_sql
 from demo_app import APP_DIR, app_process, clean_environment, free_port, wait_for
 
 import mint_token  # noqa: E402 - examples/app, put on sys.path by demo_app
@@ -49,14 +50,7 @@ class Database:
         self.url = url
 
     def execute(self, statement, params=None):
-        conn = psycopg2.connect(self.url)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return run_sql(self.url, statement, params)
 
     def scalar(self, statement, params=None):
         rows = self.execute(statement, params)

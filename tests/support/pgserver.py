@@ -61,6 +61,19 @@ def _run(cmd, user):
     return proc
 
 
+def run_sql(url, statement, params=None):
+    """Run statements in autocommit on their own connection; return the rows of the last one, if any."""
+    import psycopg2   # pylint: disable=import-outside-toplevel  (the CLI part of this file does not need it)
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
 class PgServer:
     def __init__(self, basedir, bindir=None, port=None, password=None):
         self.basedir = Path(basedir)
