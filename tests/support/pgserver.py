@@ -63,7 +63,7 @@ def _run(cmd, user):
 
 def run_sql(url, statement, params=None):
     """Run statements in autocommit on their own connection; return the rows of the last one, if any."""
-    import psycopg2   # pylint: disable=import-outside-toplevel  (the CLI part of this file does not need it)
+    import psycopg2   # pylint: disable=import-outside-toplevel
     conn = psycopg2.connect(url)
     conn.autocommit = True
     try:
