@@ -283,6 +283,7 @@ from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
 
 from ansible_collections.slogate.supabase.plugins.module_utils import load_reports, prometheus, slo
+from ansible_collections.slogate.supabase.plugins.module_utils.conninfo import DB_URL_ENV_VARS
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError, SlogateError, mask_secrets
 from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec, sql
 
@@ -564,7 +565,7 @@ def main():
 
 
 def database_configured(params):
-    return bool(params.get("db_url") or os.environ.get("SUPABASE_DB_URL") or os.environ.get("DATABASE_URL"))
+    return bool(params.get("db_url") or any(os.environ.get(name) for name in DB_URL_ENV_VARS))
 
 
 def reported_queries(db, source):
