@@ -40,7 +40,7 @@ RELEASE_ENV = "release.env"
 RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 FAULT_OPTIONS = {"FAULT_ERROR_RATE": "--fault-error-rate", "FAULT_LATENCY_MS": "--fault-latency-ms",
-                 "FAULT_CACHE_BYPASS": "--fault-cache-bypass"}
+                 "FAULT_CACHE_BYPASS": "--fault-cache-bypass", "FAULT_ADMIN_OPEN": "--fault-admin-open"}
 
 
 class ReleaseError(Exception):
@@ -144,7 +144,8 @@ def switch(root, release_id):
 def _faults(args):
     try:
         return Faults.from_env({"FAULT_ERROR_RATE": args.fault_error_rate, "FAULT_LATENCY_MS": args.fault_latency_ms,
-                                "FAULT_CACHE_BYPASS": "true" if args.fault_cache_bypass else "false"})
+                                "FAULT_CACHE_BYPASS": "true" if args.fault_cache_bypass else "false",
+                                "FAULT_ADMIN_OPEN": "true" if args.fault_admin_open else "false"})
     except ConfigError as exc:
         message = str(exc)
         for variable, option in FAULT_OPTIONS.items():
@@ -159,6 +160,7 @@ def parser():
     build_parser.add_argument("--fault-error-rate", default="0", help="share (0..1) of searches that answer 500")
     build_parser.add_argument("--fault-latency-ms", default="0", help="extra milliseconds on every search")
     build_parser.add_argument("--fault-cache-bypass", action="store_true", help="search never uses the cache")
+    build_parser.add_argument("--fault-admin-open", action="store_true", help="admin endpoints answer regular users (a 403 leak)")
     switch_parser = commands.add_parser("switch", help="point ROOT/current at release ID; print the previous id")
     for command in (build_parser, switch_parser):
         command.add_argument("--root", required=True)

@@ -189,6 +189,17 @@ def test_non_admin_gets_a_generic_403(app, tokens, path):
     assert response.content == b'{"error":"forbidden"}'
 
 
+def test_a_release_with_the_admin_check_open_serves_a_regular_user(demo_db, tokens, tmp_path):
+    """The fault behind the smoke test's "403 leak" check: the same request that gets 403 above gets 200."""
+    process = app_process(tmp_path / "app.log", demo_db.url, SECRET, release_id="itest-open", env={"FAULT_ADMIN_OPEN": "true"})
+    with process.start():
+        performance = get(process, ADMIN_PERFORMANCE, tokens["regular"])
+        assert performance.status_code == 200 and performance.json()["buckets"]
+        audit = get(process, ADMIN_AUDIT_LOG, tokens["regular"])
+        assert audit.status_code == 200 and AUDIT_MARKER in [row["action"] for row in audit.json()["rows"]]
+        assert get(process, ADMIN_PATHS[0]).status_code == 401
+
+
 def _claims(**changes):
     claims = mint_token.claims("admin", time.time())
     claims.update(changes)
@@ -399,7 +410,7 @@ def test_release_build_switch_and_current(tmp_path):
     built = run_tool("release.py", "build", "--root", root, "--id", "r2", "--fault-latency-ms", "800")
     assert built.returncode == 0
     assert (root / "releases" / "r2" / "release.env").read_text() == (
-        "RELEASE_ID=r2\nFAULT_ERROR_RATE=0.0\nFAULT_LATENCY_MS=800\nFAULT_CACHE_BYPASS=false\n")
+        "RELEASE_ID=r2\nFAULT_ERROR_RATE=0.0\nFAULT_LATENCY_MS=800\nFAULT_CACHE_BYPASS=false\nFAULT_ADMIN_OPEN=false\n")
     assert sorted(p.name for p in (root / "releases" / "r2").iterdir()) == [
         "cache_worker.py", "demoapp", "launch.py", "release.env"]
     no_current = run_tool("release.py", "current", "--root", root)

@@ -137,15 +137,18 @@ def test_bad_release_is_rolled_back_by_the_monitor(stack):
     assert stack.health()["release"] == "r1" and stack.applied_versions()[-1] == KIT_VERSION
 
 
-def test_missing_rate_limit_fails_the_smoke_test_and_an_irreversible_migration_restores_the_backup(stack):
+def test_a_403_leak_and_a_missing_rate_limit_fail_the_smoke_test_and_an_irreversible_migration_restores_the_backup(stack):
     stack.stage_project("good")
     migrations = stack.project / "supabase" / "migrations"
     (migrations / "20260115000000_notes.sql").write_text(
         "CREATE TABLE public.notes (id int PRIMARY KEY);\nALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;\n")
-    code, output = deploy(stack, "r2", {"ADMIN_RATE_LIMIT": "1000"}, **QUIET)
+    code, output = deploy(stack, "r2", {"ADMIN_RATE_LIMIT": "1000", "FAULT_ADMIN_OPEN": "true"}, **QUIET)
     assert code != 0
-    assert "smoke tests failed: rate limit" in output, failures(output)
+    assert "smoke tests failed: 403 with a generic body for a regular user: status 200" in output, failures(output)
+    assert "; rate limit, " in output, failures(output)
     report = latest_report(stack)
+    assert sorted(check["name"].split(",")[0] for check in report["smoke"]["checks"] if not check["ok"]) == [
+        "403 with a generic body for a regular user", "rate limit"]
     assert report["rollback"] and report["rollback"]["method"] == "restore", failures(output)
     assert report["rollback"]["restored"]["manifest"] == report["predeploy"]["backup_manifest"]
     assert stack.applied_versions()[-1] == KIT_VERSION

@@ -44,16 +44,19 @@ class Faults:
     error_rate: float = 0.0     # share (0..1) of /api/search requests that answer 500: err_rate
     latency_ms: int = 0         # extra wait on every /api/search request: p95/p99
     cache_bypass: bool = False  # search never reads or writes the cache: cache hit rate
+    admin_open: bool = False    # admin endpoints serve a regular user with the service role: the smoke test's "403 leak"
 
     @classmethod
     def from_env(cls, env):
         return cls(error_rate=_number(env, "FAULT_ERROR_RATE", 0.0, float, 0.0, 1.0),
                    latency_ms=_number(env, "FAULT_LATENCY_MS", 0, int, 0, 600000),
-                   cache_bypass=_flag(env, "FAULT_CACHE_BYPASS"))
+                   cache_bypass=_flag(env, "FAULT_CACHE_BYPASS"),
+                   admin_open=_flag(env, "FAULT_ADMIN_OPEN"))
 
     def as_env(self):
         return {"FAULT_ERROR_RATE": repr(self.error_rate), "FAULT_LATENCY_MS": str(self.latency_ms),
-                "FAULT_CACHE_BYPASS": "true" if self.cache_bypass else "false"}
+                "FAULT_CACHE_BYPASS": "true" if self.cache_bypass else "false",
+                "FAULT_ADMIN_OPEN": "true" if self.admin_open else "false"}
 
 
 @dataclass(frozen=True)

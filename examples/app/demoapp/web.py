@@ -13,6 +13,7 @@ import os
 import random
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -157,6 +158,9 @@ class DemoApp:
         if wait:
             raise ApiError(429, "rate limited", {"Retry-After": str(wait)})
         if not identity.is_admin:
+            if self.settings.faults.admin_open:
+                # The bug this fault plays: an admin endpoint that talks to the database with the service key.
+                return replace(identity, role="service_role", claims=dict(identity.claims, role="service_role"))
             raise ApiError(403, "forbidden")
         return identity
 
