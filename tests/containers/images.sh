@@ -47,10 +47,13 @@ else
     | podman import - localhost/local/debian:bookworm >/dev/null
 fi
 
-if podman image exists localhost/local/postgres:15; then
-  step "image localhost/local/postgres:15 exists"
+# The image carries its Containerfile's hash: an edited Containerfile rebuilds it, an unchanged one costs nothing.
+recipe="$(sha256sum "$here/Containerfile.postgres" | cut -c1-16)"
+built="$(podman image inspect --format '{{ index .Labels "slogate.recipe" }}' localhost/local/postgres:15 2>/dev/null || true)"
+if [ "$built" = "$recipe" ]; then
+  step "image localhost/local/postgres:15 exists (recipe $recipe)"
 else
   step "podman build localhost/local/postgres:15 (postgresql-15 from Debian, about 30 s)"
-  podman build -q -t localhost/local/postgres:15 -f "$here/Containerfile.postgres" "$here" >/dev/null
+  podman build -q --label "slogate.recipe=$recipe" -t localhost/local/postgres:15 -f "$here/Containerfile.postgres" "$here" >/dev/null
 fi
 step "images ready"
