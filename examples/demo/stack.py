@@ -23,6 +23,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg2
 
@@ -42,6 +43,22 @@ STAGES = {
     "bad": "20260120090000",          # search suggestions, shipped with a release that fails 5 % of searches
 }
 BAD_RELEASE_ENV = {"FAULT_ERROR_RATE": "0.05"}
+
+
+def stop_process_group(pid, timeout=15):
+    """SIGINT to a process group we started in an earlier process, SIGKILL if it outlives the timeout."""
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 def free_port():
@@ -73,6 +90,7 @@ class DemoStack:
         self.db_url = None
         self.tokens = {}
         self.traffic = None
+        self.traffic_pid = None       # a Locust started by an earlier process (the command line's `up`)
         self.supervisord_started = False
 
     # -- the database -------------------------------------------------------------------------
@@ -83,14 +101,25 @@ class DemoStack:
         os.chmod(self.root, 0o755)
         self.server = PgServer(self.root / "pg")
         self.server.start()
-        admin = psycopg2.connect(self.server.url)
+        self.create_database(self.server.url)
+        self.log("database: PostgreSQL on 127.0.0.1:%d, database demo (bootstrap applied)" % self.server.port)
+
+    def use_server(self, admin_url):
+        """A server started elsewhere (a container, PG_URL): database demo is created there."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.create_database(admin_url)
+        self.log("database: demo on the given server (bootstrap applied)")
+
+    def create_database(self, admin_url):
+        admin = psycopg2.connect(admin_url)
         admin.autocommit = True
         with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS demo WITH (FORCE)")
             cur.execute("CREATE DATABASE demo")
         admin.close()
-        self.db_url = self.server.url_for("demo")
+        url = urlsplit(admin_url)
+        self.db_url = urlunsplit(url._replace(path="/demo"))
         self.sql((ROOT / "roles" / "kit" / "files" / "bootstrap.sql").read_text())
-        self.log("database: PostgreSQL on 127.0.0.1:%d, database demo (bootstrap applied)" % self.server.port)
 
     def sql(self, text, params=None):
         conn = psycopg2.connect(self.db_url)
@@ -201,7 +230,16 @@ class DemoStack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.traffic.pid, signal.SIGKILL)
                 self.traffic.wait()
+        elif self.traffic_pid:
+            stop_process_group(self.traffic_pid)
         self.traffic = None
+        self.traffic_pid = None
+
+    def fill_ledger(self, rows=100):
+        """A table of the app's data written before any deploy under test: a rollback must not lose a row of it."""
+        self.sql("CREATE TABLE public.ledger (id int PRIMARY KEY, note text); ALTER TABLE public.ledger ENABLE ROW LEVEL SECURITY;"
+                 "CREATE POLICY ledger_read ON public.ledger FOR SELECT TO authenticated USING (true);"
+                 "INSERT INTO public.ledger SELECT g, 'written before the deploy' FROM generate_series(1, %s) g", (rows,))
 
     # -- the playbooks --------------------------------------------------------------------------
 
@@ -275,6 +313,26 @@ class DemoStack:
         rows = self.sql("SELECT version FROM supabase_migrations.schema_migrations ORDER BY version")
         return [row[0] for row in rows or []]
 
+    # -- across processes (the command line below) ------------------------------------------------
+
+    def save(self):
+        """What a later process needs to drive this stack; 0600, it holds the database URL and the tokens."""
+        state = dict(bucket_seconds=self.bucket_seconds, port=self.port, db_url=self.db_url, tokens=self.tokens,
+                     traffic_pid=self.traffic.pid if self.traffic else self.traffic_pid,
+                     supervisord_started=self.supervisord_started)
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_private(self.root / "stack.json", json.dumps(state))
+
+    @classmethod
+    def load(cls, root, log=print):
+        state = json.loads((Path(root) / "stack.json").read_text())
+        stack = cls(root, log=log, bucket_seconds=state["bucket_seconds"])
+        stack.port = state["port"]
+        stack.app_url = "http://127.0.0.1:%d" % stack.port
+        stack.db_url, stack.tokens = state["db_url"], state["tokens"]
+        stack.traffic_pid, stack.supervisord_started = state["traffic_pid"], state["supervisord_started"]
+        return stack
+
     # -- the end --------------------------------------------------------------------------------
 
     def stop(self):
@@ -289,3 +347,83 @@ class DemoStack:
         if self.server:
             self.server.stop()
             self.server = None
+
+
+# -- the command line: the stack on a server started elsewhere (Molecule's PostgreSQL container) -------------
+
+def cli_up(args):
+    admin_url = os.environ.get("SLOGATE_ADMIN_URL")
+    if args.password_file:
+        password = args.password_file.read_text().strip()
+        admin_url = "postgresql://postgres:%s@%s:%d/postgres" % (quote(password, safe=""), args.host, args.port)
+    if not admin_url:
+        raise SystemExit("stack.py up: give --port and --password-file, or set SLOGATE_ADMIN_URL, for the server to use")
+    stack = DemoStack(args.root, log=lambda text: print(text, flush=True), bucket_seconds=args.bucket_seconds)
+    stack.save()   # from here on, `down` finds what to stop even if a later step fails
+    stack.use_server(admin_url)
+    stack.stage_project("initial")
+    code, output = stack.run_playbook("deploy", stack.extra_vars(
+        "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
+        slogate_app_url=None), stream=False)
+    if code:
+        raise SystemExit("stack.py up: the first deploy (kit and documents) failed:\n%s" % output[-3000:])
+    stack.seed_documents(args.documents)
+    stack.fill_ledger()
+    stack.save()
+    stack.start_app("r1")
+    stack.save()
+    stack.start_traffic(users=args.users, think=(0.05, 0.15))
+    stack.save()
+    print(json.dumps(dict(app_url=stack.app_url, release=(stack.health() or {}).get("release"))))
+
+
+def cli_stage(args):
+    stack = DemoStack.load(args.root, log=lambda text: print(text, file=sys.stderr))
+    before = set(p.name for p in (stack.project / "supabase" / "migrations").glob("*.sql"))
+    staged = stack.stage_project(args.stage)
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit("stack.py stage: --set wants NAME=JSON, got %r" % item)
+        overrides[name] = json.loads(value)
+    vars_file = stack.extra_vars(args.release, BAD_RELEASE_ENV if args.bad else None, **overrides)
+    print(json.dumps(dict(vars_file=str(vars_file), new_files=sorted(set(staged) - before))))
+
+
+def cli_down(args):
+    if not (Path(args.root) / "stack.json").exists():
+        return
+    DemoStack.load(args.root, log=lambda text: None).stop()
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(prog="stack.py", description="The demo stack against a PostgreSQL server started elsewhere.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="database demo with the kit on the given server, documents, a ledger table, "
+                                        "the app on release r1 under supervisord, background traffic")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=5432)
+    up.add_argument("--password-file", type=Path, help="the superuser postgres's password (else $SLOGATE_ADMIN_URL)")
+    up.add_argument("--bucket-seconds", type=int, default=3)
+    up.add_argument("--documents", type=int, default=500)
+    up.add_argument("--users", type=int, default=2)
+    stage = commands.add_parser("stage", help="copy the project's migrations up to STAGE and write the deploy's variables "
+                                              "for RELEASE; prints {vars_file, new_files}")
+    stage.add_argument("stage", choices=sorted(STAGES))
+    stage.add_argument("--release", required=True)
+    stage.add_argument("--bad", action="store_true", help="the release fails 5 %% of searches")
+    stage.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="a deploy variable (JSON value)")
+    down = commands.add_parser("down", help="stop the traffic and the app (the database server is not ours)")
+    for command in (up, stage, down):
+        command.add_argument("--root", required=True, type=Path)
+    args = parser.parse_args(argv)
+    try:
+        dict(up=cli_up, stage=cli_stage, down=cli_down)[args.command](args)
+    except (RuntimeError, OSError, psycopg2.Error) as exc:
+        raise SystemExit("stack.py %s: %s" % (args.command, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)) from None
+
+
+if __name__ == "__main__":
+    main()

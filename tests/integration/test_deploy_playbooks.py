@@ -49,9 +49,7 @@ def stack():
         demo.seed_documents(500)
         demo.start_app("r1")
         demo.start_traffic(users=2, think=(0.05, 0.15))
-        demo.sql("CREATE TABLE public.ledger (id int PRIMARY KEY, note text); ALTER TABLE public.ledger ENABLE ROW LEVEL SECURITY;"
-                 "CREATE POLICY ledger_read ON public.ledger FOR SELECT TO authenticated USING (true);"
-                 "INSERT INTO public.ledger SELECT g, 'written before the deploy' FROM generate_series(1, 100) g")
+        demo.fill_ledger(100)
         yield demo
     finally:
         demo.stop()
@@ -109,9 +107,13 @@ def test_good_deploy_passes_reports_and_leaks_no_secret(stack):
     for secret in secrets:
         assert all(secret not in text for text in texts), "a secret reached the output or a report"
 
-    again_code, again = deploy(stack, "r2", None, **DB_AND_APP_ONLY)
+    reports = sorted((stack.state_dir / "reports").iterdir())
+    again_code, again = deploy(stack, "r2", None, slogate_report_when_unchanged=False, **DB_AND_APP_ONLY)
     assert again_code == 0, failures(again)
-    assert changed_tasks(again) <= REPORT_TASKS, changed_tasks(again)
+    assert changed_tasks(again) == set(), changed_tasks(again)
+    assert re.search(r"localhost +: ok=\d+ +changed=0 ", again), again[-400:]
+    assert "report: none written (nothing changed" in again
+    assert sorted((stack.state_dir / "reports").iterdir()) == reports
 
 
 def test_bad_release_is_rolled_back_by_the_monitor(stack):
