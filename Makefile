@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 COLLECTIONS := $(VENV)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: help venv cli test unit integration integration-pg15 sanity lint demo bench build doc lock clean
+.PHONY: help venv cli test unit integration integration-pg15 molecule molecule-delegated sanity lint demo bench build doc lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ integration: venv ## unit + integration tests on embedded PostgreSQL 18 (or PG_U
 
 integration-pg15: venv ## integration tests on Debian's PostgreSQL 15 (installed with apt if missing)
 	bash tests/run.sh pg15
+
+molecule: venv ## Molecule scenarios default, rollback and kit against PostgreSQL 15 containers (podman; images built when missing)
+	bash tests/run.sh molecule
+
+molecule-delegated: venv ## the Molecule loop without a container engine: delegated driver, embedded PostgreSQL
+	$(BIN)/python tools/vendor_collections.py $(COLLECTIONS)
+	cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s delegated
 
 sanity: venv ## ansible-test sanity on a copy of the collection, no ignore file
 	bash tests/sanity/run.sh

@@ -2,6 +2,7 @@
 # The README's test command (`make test`): every part, with its wall time.
 #   bash tests/run.sh          all parts
 #   bash tests/run.sh pg15     only the integration suite on Debian's PostgreSQL 15
+#   bash tests/run.sh molecule only the Molecule scenarios against PostgreSQL 15 containers
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -41,16 +42,38 @@ pg15() (
   PG_URL="$url" "$bin/python" -m pytest -q -n 2 tests/integration
 )
 
+# Molecule against PostgreSQL 15 containers: podman and the images are set up when missing (tests/containers),
+# containers.podman comes from the pinned ansible wheel. Two scenarios at a time, each with its own log.
+molecule_podman() (
+  "$bin/python" tools/vendor_collections.py "$root/.venv/collections"
+  CONTAINERS_CONF="$(bash tests/containers/images.sh conf)"
+  export CONTAINERS_CONF
+  bash tests/containers/images.sh
+  logs="$(mktemp -d /tmp/slogate-molecule-logs-XXXXXX)"
+  scenario() { echo "molecule test -s $1: started"; local start=$SECONDS
+    if "$bin/molecule" test -s "$1" >"$logs/$1.log" 2>&1; then echo "molecule test -s $1: passed in $((SECONDS - start)) s"
+    else echo "molecule test -s $1: FAILED after $((SECONDS - start)) s, the end of its log:"; tail -80 "$logs/$1.log"; return 1; fi; }
+  scenario default & first=$!
+  { scenario rollback && scenario kit; } & second=$!
+  status=0; wait $first || status=1; wait $second || status=1
+  left="$(podman ps -a --filter name=slogate-molecule- --format '{{.Names}}')"
+  if [ -n "$left" ]; then echo "containers left behind: $left"; status=1; fi
+  rm -rf "$logs"
+  return $status
+)
+
 case "${1:-all}" in
   pg15) part "integration on PostgreSQL 15" pg15; report ;;
+  molecule) part "molecule (podman, PostgreSQL 15)" molecule_podman; report ;;
   all)
     part "Debian's prometheus (apt-get when missing)" "$bin/python" tests/support/prometheus_server.py install
     part "unit + integration on PostgreSQL 18" "$bin/python" -m pytest -q -n 2 tests/unit tests/integration
     part "integration on PostgreSQL 15" pg15
+    part "molecule (podman, PostgreSQL 15)" molecule_podman
     part "ansible-test sanity" bash tests/sanity/run.sh
     part "ansible-lint (production)" "$bin/ansible-lint" --profile production
     part "collection build + ansible-doc" bash -c \
       "'$bin/ansible-galaxy' collection build --force --output-path build >/dev/null && ls build/slogate-supabase-*.tar.gz && for m in plugins/modules/*.py; do '$bin/ansible-doc' -t module slogate.supabase.\$(basename \$m .py) >/dev/null || exit 1; done"
     report ;;
-  *) echo "usage: tests/run.sh [all|pg15]" >&2; exit 2 ;;
+  *) echo "usage: tests/run.sh [all|pg15|molecule]" >&2; exit 2 ;;
 esac

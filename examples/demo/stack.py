@@ -356,11 +356,14 @@ def cli_up(args):
     if args.password_file:
         password = args.password_file.read_text().strip()
         admin_url = "postgresql://postgres:%s@%s:%d/postgres" % (quote(password, safe=""), args.host, args.port)
-    if not admin_url:
-        raise SystemExit("stack.py up: give --port and --password-file, or set SLOGATE_ADMIN_URL, for the server to use")
+    if not admin_url and not args.embedded:
+        raise SystemExit("stack.py up: give --embedded, or --port and --password-file, or set SLOGATE_ADMIN_URL")
     stack = DemoStack(args.root, log=lambda text: print(text, flush=True), bucket_seconds=args.bucket_seconds)
     stack.save()   # from here on, `down` finds what to stop even if a later step fails
-    stack.use_server(admin_url)
+    if args.embedded:
+        stack.start_database()
+    else:
+        stack.use_server(admin_url)
     stack.stage_project("initial")
     code, output = stack.run_playbook("deploy", stack.extra_vars(
         "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
@@ -392,9 +395,10 @@ def cli_stage(args):
 
 
 def cli_down(args):
-    if not (Path(args.root) / "stack.json").exists():
-        return
-    DemoStack.load(args.root, log=lambda text: None).stop()
+    if (Path(args.root) / "stack.json").exists():
+        DemoStack.load(args.root, log=lambda text: None).stop()
+    if (Path(args.root) / "pg").exists():   # an embedded server `up --embedded` started
+        PgServer(Path(args.root) / "pg").stop()
 
 
 def main(argv=None):
@@ -403,6 +407,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="database demo with the kit on the given server, documents, a ledger table, "
                                         "the app on release r1 under supervisord, background traffic")
+    up.add_argument("--embedded", action="store_true", help="start an embedded PostgreSQL under ROOT/pg (stopped by down)")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=5432)
     up.add_argument("--password-file", type=Path, help="the superuser postgres's password (else $SLOGATE_ADMIN_URL)")
@@ -415,7 +420,7 @@ def main(argv=None):
     stage.add_argument("--release", required=True)
     stage.add_argument("--bad", action="store_true", help="the release fails 5 %% of searches")
     stage.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="a deploy variable (JSON value)")
-    down = commands.add_parser("down", help="stop the traffic and the app (the database server is not ours)")
+    down = commands.add_parser("down", help="stop the traffic, the app and an embedded server (a server given to up is left running)")
     for command in (up, stage, down):
         command.add_argument("--root", required=True, type=Path)
     args = parser.parse_args(argv)
