@@ -125,7 +125,7 @@ EXAMPLES = r"""
 
 - name: Restart the app when the release or its settings changed
   ansible.builtin.command:
-    argv: [supervisorctl, restart, app]
+    argv: [supervisorctl, -c, /srv/app/supervisord.conf, restart, slogate-app]
   changed_when: true
   when: deploy_switch is changed
 

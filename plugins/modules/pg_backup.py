@@ -191,7 +191,7 @@ EXAMPLES = r"""
     db_url: "{{ slogate_db_url }}"
     state: restored
     dump_file: /srv/incoming/app.dump
-    sha256: 0f343b0931126a20f133d67c2b018a3b5f0f5f5a5a4b1c8e1d9e6a7b7c0d1e2f
+    sha256: "{{ incoming_dump_sha256 }}"
     bin_dir: /usr/lib/postgresql/15/bin
 """
 

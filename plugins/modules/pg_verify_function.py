@@ -107,7 +107,7 @@ EXAMPLES = r"""
           ok: true
     read_only: true
 
-- name: A function listing problems must return none
+- name: A function of your own that lists problems must return none
   slogate.supabase.pg_verify_function:
     function: find_tables_without_rls
     expect_rows: 0
