@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 COLLECTIONS := $(VENV)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: help venv cli test unit integration integration-pg15 molecule molecule-delegated sanity lint demo bench build doc lock clean
+.PHONY: help venv cli test unit integration integration-pg15 molecule molecule-delegated sanity lint demo bench build doc docs changelog lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,13 @@ build: venv ## the collection tarball
 
 doc: venv ## render every module's documentation
 	@for m in plugins/modules/*.py; do $(BIN)/ansible-doc -t module slogate.supabase.$$(basename $$m .py) | head -20; done
+
+docs: venv ## role READMEs' tables, docs/roles/*.md and docs/index.md from the argument specs
+	$(BIN)/python tools/role_readme.py && $(BIN)/python tools/role_docs.py
+
+changelog: venv ## lint the fragments and fold them into galaxy.yml's release (CHANGELOG.rst)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-changelog lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml)
 
 lock: ## re-resolve requirements.txt from requirements.in in a fresh venv
 	rm -rf /tmp/slogate-lock && $(PYTHON) -m venv /tmp/slogate-lock
