@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 COLLECTIONS := $(VENV)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 
-.PHONY: help venv cli test unit integration integration-pg15 molecule molecule-delegated sanity lint demo bench build doc docs changelog lock clean
+.PHONY: help venv cli test unit integration integration-pg15 molecule molecule-delegated sanity lint demo bench build doc docs changelog ee lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ build: venv ## the collection tarball
 
 doc: venv ## render every module's documentation
 	@for m in plugins/modules/*.py; do $(BIN)/ansible-doc -t module slogate.supabase.$$(basename $$m .py) | head -20; done
+
+ee: venv ## build the AWX execution environment (ansible-builder, podman) and smoke-test it
+	bash tests/ee/build.sh
 
 docs: venv ## role READMEs' tables, docs/roles/*.md and docs/index.md from the argument specs
 	$(BIN)/python tools/role_readme.py && $(BIN)/python tools/role_docs.py
