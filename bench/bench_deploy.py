@@ -14,7 +14,7 @@ release is rolled back.
    pause (the runbook's call). Printed: both wall times and playbook/script
    (target <= 3x).
 2. On stack (a), with 3 Locust users of background traffic: a bad deploy
-   (stage "bad", release r3 answering 5 % of searches with 500; load test off,
+   (stage "bad", release r3 answering 10 % of searches with 500; load test off,
    smoke on, 10-second buckets, poll every 2 s). A thread asks /api/health
    every 0.2 s. Measured: from the close of the second consecutive breaching
    bucket (the rollback rule needs two; its end in the deploy report's
@@ -196,7 +196,7 @@ def rollback_reaction(stack):
     report = newest_report(stack, started - 1)
     monitor = report.get("monitor") or {}
     if code == 0 or state.get("status") != "rolled_back":
-        # Not a crash of the bench: 5 % of searches failing is a random draw per bucket; say what the monitor saw.
+        # Not a crash of the bench: 10 % of searches failing is a random draw per bucket; say what the monitor saw.
         print("  NOT rolled back (exit %d, state %s): %s" % (code, state.get("status"), monitor.get("msg") or output[-1500:]), flush=True)
         return dict(rolled_back=False, playbook_s=round(seconds, 2), exit_code=code, state=state.get("status"),
                     monitor_msg=monitor.get("msg"), monitor_totals=monitor.get("totals"))

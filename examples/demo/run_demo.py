@@ -7,8 +7,8 @@
 2. A good deploy: runbook steps 1 and 2 (search optimization, punch list) and
    app release r2, through predeploy, deploy, smoke, load test and monitor.
    It passes and writes its report.
-3. A bad deploy: a new migration and app release r3, which answers 5 % of
-   searches with a 500 (FAULT_ERROR_RATE=0.05). The monitor sees the error
+3. A bad deploy: a new migration and app release r3, which answers 10 % of
+   searches with a 500 (FAULT_ERROR_RATE=0.1). The monitor sees the error
    rate above 1 % for two consecutive buckets and the playbook rolls back by
    itself: the app goes back to r2, the migration is undone by its down
    script, the cache is cleared, and the report says why, number by number.
@@ -69,7 +69,7 @@ def main(argv=None):
         good_code = stack.run_playbook("deploy", stack.extra_vars("r2"))[0]
         good_reports = stack.reports()
 
-        banner("3/3 a bad deploy: release r3 fails 5 % of searches; the monitor must roll it back")
+        banner("3/3 a bad deploy: release r3 fails 10 % of searches; the monitor must roll it back")
         stack.stage_project("bad")
         bad_code = stack.run_playbook("deploy", stack.extra_vars("r3", BAD_RELEASE_ENV, slogate_loadtest=False))[0]
         health = stack.health() or {}
