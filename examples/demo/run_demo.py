@@ -51,12 +51,7 @@ def main(argv=None):
     try:
         banner("1/3 set-up: database, first release, documents, app, background traffic")
         stack.start_database()
-        stack.stage_project("initial")
-        first_vars = stack.extra_vars("r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False,
-                                      slogate_app_root=None, slogate_app_url=None)
-        code, first_output = stack.run_playbook("deploy", first_vars, stream=False)
-        if code:
-            raise RuntimeError("the first release's migrations failed: %s" % first_output.strip().splitlines()[-1:])
+        stack.deploy_first_release()
         print("migrations applied: %s" % ", ".join(stack.applied_versions()))
         first_reports = stack.reports()
         stack.seed_documents(args.documents)

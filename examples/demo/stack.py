@@ -155,6 +155,26 @@ class DemoStack:
                     shutil.copy2(path, target / path.name)
         return sorted(p.name for p in (self.project / "supabase" / "migrations").glob("*.sql"))
 
+    def deploy_first_release(self):
+        """The project's first release (documents table and the kit) through the deploy playbook, without an app."""
+        self.stage_project("initial")
+        code, output = self.run_playbook("deploy", self.extra_vars(
+            "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
+            slogate_app_url=None), stream=False)
+        if code:
+            raise RuntimeError("the first release's deploy failed:\n%s" % output[-3000:])
+
+    def bring_up(self, documents=500, traffic_users=2, ledger_rows=100):
+        """What the playbook scenarios start from: the first release, documents, a ledger, release r1 serving,
+        background users (none when traffic_users is 0)."""
+        self.deploy_first_release()
+        self.seed_documents(documents)
+        if ledger_rows:
+            self.fill_ledger(ledger_rows)
+        self.start_app("r1")
+        if traffic_users:
+            self.start_traffic(users=traffic_users, think=(0.05, 0.15))
+
     # -- the app --------------------------------------------------------------------------------
 
     def python(self, *args, env=None):
@@ -366,12 +386,7 @@ def cli_up(args):
         stack.start_database()
     else:
         stack.use_server(admin_url)
-    stack.stage_project("initial")
-    code, output = stack.run_playbook("deploy", stack.extra_vars(
-        "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
-        slogate_app_url=None), stream=False)
-    if code:
-        raise SystemExit("stack.py up: the first deploy (kit and documents) failed:\n%s" % output[-3000:])
+    stack.deploy_first_release()
     stack.seed_documents(args.documents)
     stack.fill_ledger()
     stack.save()

@@ -213,13 +213,7 @@ def stack():
     demo = DemoStack(root, log=lambda *args: None, bucket_seconds=3)
     try:
         demo.start_database()
-        demo.stage_project("initial")
-        code, output = demo.run_playbook("deploy", demo.extra_vars(
-            "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
-            slogate_app_url=None), stream=False)
-        assert code == 0, output[-3000:]
-        demo.seed_documents(200)
-        demo.start_app("r1")
+        demo.bring_up(documents=200, traffic_users=0, ledger_rows=0)
         yield demo
     finally:
         demo.stop()

@@ -157,14 +157,7 @@ def test_the_demo_deploys_from_the_installed_copy(installed):
     demo = InstalledDemo(root, installed.collections, log=lambda *args: None, bucket_seconds=3)
     try:
         demo.start_database()
-        demo.stage_project("initial")
-        code, output = demo.run_playbook("deploy", demo.extra_vars(
-            "r0", slogate_smoke=False, slogate_loadtest=False, slogate_monitor=False, slogate_app_root=None,
-            slogate_app_url=None), stream=False)
-        assert code == 0, failures(output)
-        demo.seed_documents(500)
-        demo.start_app("r1")
-        demo.start_traffic(users=2, think=(0.05, 0.15))
+        demo.bring_up(documents=500, traffic_users=2, ledger_rows=0)
 
         demo.stage_project("good")
         code, output = demo.run_playbook("deploy", demo.extra_vars("r2", slogate_loadtest=False), "-vvv", stream=False)
