@@ -11,6 +11,7 @@ project, the app's releases, the deploy state, backups and reports. Secrets
 of mode 0600 there and handed to Ansible as an extra-vars file.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -45,6 +47,21 @@ STAGES = {
 # 10 %, not 5: with ~55 requests a 3-second bucket, 5 % leaves one bucket in 16 without an error, which
 # let a test's 3-bucket watch miss two consecutive breaches about once in 16 runs (0.9**55: one bucket in 330).
 BAD_RELEASE_ENV = {"FAULT_ERROR_RATE": "0.1"}
+
+
+@contextlib.contextmanager
+def brought_up(prefix, stack_class=None, bucket_seconds=3, **bring_up_args):
+    """A stack in a new temp folder, brought up with DemoStack.bring_up, stopped and removed afterwards."""
+    # Not pytest's tmp_path: its parents are private to root, and the database server runs as its own user.
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = (stack_class or DemoStack)(root, log=lambda *args: None, bucket_seconds=bucket_seconds)
+    try:
+        stack.start_database()
+        stack.bring_up(**bring_up_args)
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def stop_process_group(pid, timeout=15):

@@ -33,7 +33,7 @@ AWX = ROOT / "awx"
 VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "examples" / "demo"))
 
-from stack import BAD_RELEASE_ENV, DemoStack  # noqa: E402
+from stack import BAD_RELEASE_ENV, brought_up  # noqa: E402
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(bool(os.environ.get("PG_URL")), reason="playbook scenarios run once, on embedded PostgreSQL 18")]
@@ -49,16 +49,8 @@ JOB_TIMEOUT = 300
 @pytest.fixture
 def stack():
     """Release r1 serving (documents + kit applied), 500 documents, Locust users in the background."""
-    # Not pytest's tmp_path: its parents are private to root, and the database server runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="slogate-awx-"))
-    demo = DemoStack(root, log=lambda *args: None, bucket_seconds=3)
-    try:
-        demo.start_database()
-        demo.bring_up(documents=500, traffic_users=2, ledger_rows=100)
+    with brought_up("slogate-awx-", documents=500, traffic_users=2, ledger_rows=100) as demo:
         yield demo
-    finally:
-        demo.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class Webhook:

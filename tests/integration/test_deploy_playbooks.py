@@ -11,9 +11,7 @@ modules they compose are tested on PostgreSQL 15 as well.
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "demo"))
 
-from stack import BAD_RELEASE_ENV, DemoStack  # noqa: E402
+from stack import BAD_RELEASE_ENV, brought_up  # noqa: E402
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(bool(os.environ.get("PG_URL")), reason="playbook scenarios run once, on embedded PostgreSQL 18")]
@@ -36,16 +34,8 @@ REPORT_TASKS = {"Create the report folder", "Write the JSON report", "Write the 
 @pytest.fixture
 def stack():
     """Release r1 serving (documents + kit applied), 500 documents, Locust users in the background."""
-    # Not pytest's tmp_path: its parents are private to root, and the database server runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="slogate-playbook-"))
-    demo = DemoStack(root, log=lambda *args: None, bucket_seconds=3)
-    try:
-        demo.start_database()
-        demo.bring_up(documents=500, traffic_users=2, ledger_rows=100)
+    with brought_up("slogate-playbook-", documents=500, traffic_users=2, ledger_rows=100) as demo:
         yield demo
-    finally:
-        demo.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def deploy(stack, release_id, release_env=None, *extra, **overrides):

@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,7 @@ VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "examples" / "demo"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from stack import APP_SRC, DemoStack, write_private  # noqa: E402
+from stack import APP_SRC, brought_up, write_private  # noqa: E402
 from prometheus_server import PrometheusServer  # noqa: E402
 
 pytestmark = [pytest.mark.integration,
@@ -208,16 +207,8 @@ def test_every_module_has_a_case():
 @pytest.fixture(scope="module")
 def stack():
     """The demo database after its first deploy (documents and the kit), the app serving r1 under supervisord."""
-    # Not pytest's tmp_path: its parents are private to root, and the database server runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="slogate-examples-"))
-    demo = DemoStack(root, log=lambda *args: None, bucket_seconds=3)
-    try:
-        demo.start_database()
-        demo.bring_up(documents=200, traffic_users=0, ledger_rows=0)
+    with brought_up("slogate-examples-", documents=200, traffic_users=0, ledger_rows=0) as demo:
         yield demo
-    finally:
-        demo.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def substitute(value, replace, used):

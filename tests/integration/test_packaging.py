@@ -9,6 +9,7 @@ role must be documented from it, every playbook must parse from it, and the
 demo's SLO-gated deploy must run from it.
 """
 
+import functools
 import json
 import os
 import re
@@ -28,7 +29,7 @@ ANSIBLE_CORE = str(Path(ansible.__file__).resolve().parent) + "/"
 VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "examples" / "demo"))
 
-from stack import DemoStack  # noqa: E402
+from stack import DemoStack, brought_up  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -153,12 +154,8 @@ def failures(output):
 
 @pytest.mark.skipif(bool(os.environ.get("PG_URL")), reason="playbook scenarios run once, on embedded PostgreSQL 18")
 def test_the_demo_deploys_from_the_installed_copy(installed):
-    root = Path(tempfile.mkdtemp(prefix="slogate-package-demo-"))
-    demo = InstalledDemo(root, installed.collections, log=lambda *args: None, bucket_seconds=3)
-    try:
-        demo.start_database()
-        demo.bring_up(documents=500, traffic_users=2, ledger_rows=0)
-
+    installed_demo = functools.partial(InstalledDemo, collections=installed.collections)
+    with brought_up("slogate-package-demo-", installed_demo, documents=500, traffic_users=2, ledger_rows=0) as demo:
         demo.stage_project("good")
         code, output = demo.run_playbook("deploy", demo.extra_vars("r2", slogate_loadtest=False), "-vvv", stream=False)
         assert code == 0, failures(output)
@@ -174,6 +171,4 @@ def test_the_demo_deploys_from_the_installed_copy(installed):
         assert any(path.endswith("/plugins/modules/supabase_migrate.py") for path in module_files), module_files[:5]
         outside = sorted({path for path in ours if not path.startswith(str(installed.path) + "/")})
         assert outside == [], "files used from outside the installed copy: %s" % outside[:10]
-    finally:
-        demo.stop()
-        shutil.rmtree(root, ignore_errors=True)
+
