@@ -48,7 +48,7 @@ molecule_podman() (
   "$bin/python" tools/vendor_collections.py "$root/.venv/collections"
   CONTAINERS_CONF="$(bash tests/containers/images.sh conf)"
   export CONTAINERS_CONF
-  bash tests/containers/images.sh
+  bash tests/containers/images.sh   # nothing to do when the images part ran first
   logs="$(mktemp -d /tmp/slogate-molecule-logs-XXXXXX)"
   scenario() { echo "molecule test -s $1: started"; local start=$SECONDS
     if "$bin/molecule" test -s "$1" >"$logs/$1.log" 2>&1; then echo "molecule test -s $1: passed in $((SECONDS - start)) s"
@@ -67,6 +67,8 @@ case "${1:-all}" in
   molecule) part "molecule (podman, PostgreSQL 15)" molecule_podman; report ;;
   all)
     part "Debian's prometheus (apt-get when missing)" "$bin/python" tests/support/prometheus_server.py install
+    # Before the tests: the execution-environment test builds on the Debian base image, Molecule needs both.
+    part "container images (podman, apt-get when missing)" bash tests/containers/images.sh
     part "unit + integration on PostgreSQL 18" "$bin/python" -m pytest -q -n 2 tests/unit tests/integration
     part "integration on PostgreSQL 15" pg15
     part "molecule (podman, PostgreSQL 15)" molecule_podman
