@@ -171,4 +171,3 @@ def test_the_demo_deploys_from_the_installed_copy(installed):
         assert any(path.endswith("/plugins/modules/supabase_migrate.py") for path in module_files), module_files[:5]
         outside = sorted({path for path in ours if not path.startswith(str(installed.path) + "/")})
         assert outside == [], "files used from outside the installed copy: %s" % outside[:10]
-
