@@ -28,6 +28,8 @@ description:
     newest first, for every applied version newer than O(target), removing each from the history. It never calls
     C(supabase migration down), which resets the schemas and loses data. It refuses, before touching anything,
     when a version has no down script, unless O(allow_irreversible).
+  - O(verify) names a verifier function per migration, called right after that migration is applied (the runbook's
+    steps 1 and 2). The first verifier that fails stops the run: its migration stays applied, later ones stay pending.
 extends_documentation_fragment:
   - slogate.supabase.postgres
 options:
@@ -81,6 +83,18 @@ options:
       - Seconds to wait for another run's migration lock before failing.
     type: int
     default: 300
+  verify:
+    description:
+      - Verifier functions by migration. A key is a migration's name or version; its value, the function to call
+        (C(name) or C(schema.name), schema C(public) by default, no arguments) right after this run applied that
+        migration, in a read-only transaction that is rolled back.
+      - Judged as M(slogate.supabase.pg_verify_function) judges a result (C(true), C({"ok": true, "checks": [...]}),
+        no exception). A verifier that fails or raises fails the task, naming it and its failed checks; the
+        migrations applied before stay applied (and recorded) and the later ones are not run.
+      - With O(engine=cli) the CLI applies every file in one go, so the verifiers run after the push, in order.
+      - A key that names no local migration is reported with a warning.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -94,6 +108,8 @@ attributes:
       - Shows the SQL of every file that would run.
 notes:
   - Long runs report each file's duration in RV(applied) and RV(reverted).
+  - Every state also reads the server's version and clock (RV(server_version), RV(server_time)), so a play needs no
+    separate probe for them.
 author:
   - slogate.supabase developers (@slogate)
 """
@@ -111,6 +127,14 @@ EXAMPLES = r"""
   slogate.supabase.supabase_migrate:
     project_dir: /srv/app
     state: status
+
+- name: Apply pending migrations, verifying the two runbook migrations right after each (runbook steps 1 and 2)
+  slogate.supabase.supabase_migrate:
+    project_dir: /srv/app
+    verify:
+      performance_optimization_enhanced: verify_migration_success
+      final_punchlist_implementation: verify_final_punchlist_migration
+  register: deploy_migrations
 
 - name: Go back to the release before this deploy
   slogate.supabase.supabase_migrate:
@@ -147,6 +171,70 @@ pending:
   returned: always
   type: list
   elements: dict
+  contains:
+    version:
+      description: Version of the file.
+      type: str
+    name:
+      description: Name part of the file name.
+      type: str
+    file:
+      description: File name.
+      type: str
+    down_script:
+      description: Whether C(supabase/rollbacks) holds its down script (without one, undoing it means a restore).
+      type: bool
+    verify:
+      description: The verifier O(verify) names for it, or null.
+      type: str
+  sample: [{"version": "20260110120100", "name": "final_punchlist_implementation", "down_script": true,
+            "verify": "verify_final_punchlist_migration", "file": "20260110120100_final_punchlist_implementation.sql"}]
+verifications:
+  description: The O(verify) functions called by this run, in the order their migrations were applied.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    version:
+      description: The migration it verified.
+      type: str
+    name:
+      description: The migration's name.
+      type: str
+    function:
+      description: The function called, with its argument types.
+      type: str
+    ok:
+      description: Whether it passed.
+      type: bool
+    checks:
+      description: The checks it reported (name, ok, detail), for a C({ok, checks}) answer.
+      type: list
+      elements: dict
+    failed_checks:
+      description: The checks that did not hold.
+      type: list
+      elements: dict
+    reasons:
+      description: Why it failed, one line each.
+      type: list
+      elements: str
+    duration_ms:
+      description: Time of the call.
+      type: float
+  sample: [{"version": "20260110120000", "name": "performance_optimization_enhanced", "ok": true,
+            "function": "public.verify_migration_success()", "checks": [], "failed_checks": [], "reasons": [],
+            "duration_ms": 12.5}]
+server_version:
+  description: The server's version (C(server_version)).
+  returned: always
+  type: str
+  sample: "18.1"
+server_time:
+  description: The server's clock (C(clock_timestamp())) when the task connected, ISO 8601 with the session's offset.
+  returned: always
+  type: str
+  sample: "2026-11-26T21:40:03.120512+00:00"
 reverted:
   description: Migrations undone by their down scripts, newest first, with durations.
   returned: always
@@ -207,7 +295,10 @@ from ansible_collections.slogate.supabase.plugins.module_utils.conninfo import r
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError, SlogateError, mask_secrets
 from ansible_collections.slogate.supabase.plugins.module_utils.migrate import Engine, MigrationFailure, load_project, read_text
 from ansible_collections.slogate.supabase.plugins.module_utils.migration_plan import plan_latest, plan_rollback
-from ansible_collections.slogate.supabase.plugins.module_utils.postgres import module_connect, pg_argument_spec
+from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec
+from ansible_collections.slogate.supabase.plugins.module_utils.verify_call import verify_read_only
+
+SERVER = "SELECT pg_catalog.current_setting('server_version') AS version, pg_catalog.clock_timestamp() AS now"
 
 
 def brief(row):
@@ -220,9 +311,10 @@ class Run(object):
     def __init__(self, module, project):
         self.module = module
         self.project = project
+        self.verify = module.params["verify"] or {}
         self.result = dict(changed=False, applied=[], pending=[], reverted=[], forgotten=[], drift=[], missing_local=[],
                            irreversible=[], history_before=[], executed_statements=0, history_created=False,
-                           engine=module.params["engine"],
+                           engine=module.params["engine"], verifications=[], server_version=None, server_time=None,
                            skipped_files=[dict(file=f, reason=r) for f, r in project.skipped])
 
     def describe(self, plan, history, applied_versions=()):
@@ -231,9 +323,24 @@ class Run(object):
             drift=[dict(version=v, name=n, detail=d) for v, n, d in plan.drift],
             missing_local=[brief(row) for row in plan.missing_local],
             irreversible=[brief(row) for row in plan.irreversible],
-            pending=[dict(version=m.version, name=m.name, file=m.filename) for m in plan.to_apply
-                     if m.version not in applied_versions],
+            pending=[dict(version=m.version, name=m.name, file=m.filename, verify=self.verifier_of(m),
+                          down_script=os.path.exists(self.project.rollback_path(m.version, m.name)))
+                     for m in plan.to_apply if m.version not in applied_versions],
         )
+
+    def verifier_of(self, migration):
+        return self.verify.get(migration.version) or self.verify.get(migration.name)
+
+    def verify_applied(self, db, migration):
+        """Call the migration's verifier, if it has one; fail the task when it does not pass."""
+        function = self.verifier_of(migration)
+        if not function:
+            return
+        outcome = verify_read_only(db, function)
+        self.result["verifications"].append(dict(outcome, version=migration.version, name=migration.name))
+        if not outcome["ok"]:
+            raise MigrationFailure("%s_%s was applied, then %s; the later migrations were not run" % (
+                migration.version, migration.name, outcome["msg"]))
 
     def fail(self, msg):
         self.module.fail_json(msg=msg, **self.result)
@@ -274,6 +381,7 @@ def main():
             allow_missing_local=dict(type="bool", default=False),
             allow_irreversible=dict(type="bool", default=False),
             lock_wait=dict(type="int", default=300),
+            verify=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -286,10 +394,15 @@ def main():
     run = Run(module, project)
     for name, reason in project.skipped:
         module.warn("skipped %s: %s" % (name, reason))
+    known = {m.version for m in project.local} | {m.name for m in project.local}
+    for key in sorted(set(run.verify) - known):
+        module.warn("verify names %s, which is no migration of %s: nothing verifies it" % (key, params["project_dir"]))
     try:
         settings = [("lock_timeout", validate_duration("lock_timeout", params["lock_timeout"])),
                     ("statement_timeout", validate_duration("statement_timeout", params["statement_timeout"]))]
         with module_connect(module) as db:
+            server = db.fetch_one(SERVER)
+            run.result.update(server_version=server["version"], server_time=jsonable(server["now"]))
             engine = Engine(db, settings)
             writing = state != "status" and not module.check_mode
             if writing:
@@ -337,6 +450,9 @@ def execute(module, run, engine, project, writing):
                                  for m in plan.to_apply if m.version in after]
         run.describe(plan, history, after)
         run.result["changed"] = bool(run.result["applied"])
+        for migration in plan.to_apply:
+            if migration.version in after:
+                run.verify_applied(engine.db, migration)
     else:
         apply(run, engine, project, plan)
 
@@ -344,19 +460,17 @@ def execute(module, run, engine, project, writing):
 def apply(run, engine, project, plan):
     if plan.to_apply:
         run.result["history_created"] = engine.ensure_history()
-    done = set()
     for migration in plan.to_apply:
         try:
             duration = engine.apply(migration, project.statements[migration.version], project.modes[migration.version])
         except MigrationFailure:
-            run.result["changed"] = bool(done or run.result["history_created"])
-            run.result["pending"] = [p for p in run.result["pending"] if p["version"] not in done]
+            run.result["changed"] = bool(run.result["applied"] or run.result["history_created"])
             raise
-        done.add(migration.version)
         run.result["applied"].append(dict(version=migration.version, name=migration.name, file=migration.filename,
                                           duration_ms=duration, statements=len(migration.statements)))
+        run.result["pending"] = [p for p in run.result["pending"] if p["version"] != migration.version]
         run.result["changed"] = True
-    run.result["pending"] = [p for p in run.result["pending"] if p["version"] not in done]
+        run.verify_applied(engine.db, migration)
 
 
 def revert(run, engine, project, plan):

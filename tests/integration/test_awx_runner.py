@@ -258,8 +258,10 @@ def test_good_release_as_an_awx_job(stack, webhook):
         # The collection ran from the copy the project sync installed, not from this checkout.
         assert all(e["task_path"].startswith(str(job.dir / "requirements_collections")) for e in started
                    if e.get("role") == "deploy"), {e["task_path"] for e in started if e.get("role") == "deploy"}
-        applied = [name for name, data in job.results("runner_on_ok") if "Apply migrations up to" in name and data["res"]["changed"]]
-        assert applied == ["slogate.supabase.deploy : Apply migrations up to %s" % m for m in GOOD_MIGRATIONS], applied
+        migrate = [data["res"] for name, data in job.results("runner_on_ok") if "deploy : Apply the migrations" in name]
+        assert len(migrate) == 1 and migrate[0]["changed"], migrate
+        assert ["%(version)s_%(name)s" % m for m in migrate[0]["applied"]] == GOOD_MIGRATIONS
+        assert [(v["name"], v["ok"]) for v in migrate[0]["verifications"]] == [(m[15:], True) for m in GOOD_MIGRATIONS]
         failed = [(name, data.get("res", {}).get("msg")) for name, data in job.results("runner_on_failed")
                   if not data.get("ignore_errors")]
         assert failed == []

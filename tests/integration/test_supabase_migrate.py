@@ -87,7 +87,8 @@ def test_broken_migration_names_file_and_line_and_leaves_nothing_partial(pg_db, 
     assert pg_db.scalar("SELECT to_regclass('public.half_done')") is None
     assert [row[0] for row in history(pg_db)] == local_versions(tricky)[:-1]
     assert len(run.result["applied"]) == 8 and run.result["pending"] == [
-        {"version": "20260201000009", "name": "broken", "file": "20260201000009_broken.sql"}]
+        {"version": "20260201000009", "name": "broken", "file": "20260201000009_broken.sql", "down_script": False,
+         "verify": None}]
 
 
 def test_drift_is_reported_and_not_rerun(pg_db, ansible_module, tricky):
@@ -138,6 +139,52 @@ def test_rolled_back_refuses_without_a_down_script(pg_db, ansible_module, tricky
     assert not forced.failed, forced.result["msg"]
     assert forced.result["forgotten"] == [{"version": "20260201000004", "name": "explicit_transaction"}]
     assert history(pg_db) == [] and pg_db.scalar("SELECT to_regclass('public.audit') IS NOT NULL")
+
+
+VERIFIERS = """
+CREATE FUNCTION public.verify_accounts() RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('ok', to_regclass('public.accounts') IS NOT NULL, 'checks', jsonb_build_array(
+    jsonb_build_object('name', 'accounts exists', 'ok', to_regclass('public.accounts') IS NOT NULL, 'detail', '')))
+$$;
+CREATE FUNCTION public.verify_add_one_is_three() RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN jsonb_build_object('ok', public.add_one(1) = 3, 'checks', jsonb_build_array(
+    jsonb_build_object('name', 'add_one(1) is 3', 'ok', public.add_one(1) = 3, 'detail', 'got ' || public.add_one(1))));
+END $$;
+"""
+
+
+def test_verifiers_run_right_after_their_migrations(pg_db, ansible_module, tricky):
+    pg_db.execute(VERIFIERS)
+    (tricky / "supabase" / "rollbacks" / "20260201000004_explicit_transaction.sql").unlink()
+    verify = {"accounts": "public.verify_accounts", "20260201000003": "pg_catalog.pg_backend_pid", "no_such_one": "x"}
+    status = migrate(ansible_module, pg_db, tricky, state="status", verify=verify)
+    assert status.result["server_version"] == pg_db.scalar("SHOW server_version")
+    assert status.result["server_time"][:4] == str(pg_db.scalar("SELECT extract(year FROM now())::int"))
+    pending = {p["version"]: p for p in status.result["pending"]}
+    assert pending["20260201000001"]["verify"] == "public.verify_accounts" and pending["20260201000002"]["verify"] is None
+    assert [v for v, p in sorted(pending.items()) if not p["down_script"]] == ["20260201000004"]
+    assert "verify names no_such_one, which is no migration of" in status.output
+    run = migrate(ansible_module, pg_db, tricky, verify=verify)
+    assert not run.failed, run.result["msg"]
+    assert [(v["version"], v["function"], v["ok"]) for v in run.result["verifications"]] == [
+        ("20260201000001", "public.verify_accounts()", True), ("20260201000003", "pg_catalog.pg_backend_pid()", True)]
+    assert run.result["verifications"][0]["checks"] == [{"name": "accounts exists", "ok": True, "detail": ""}]
+
+
+def test_a_failing_verifier_stops_after_its_migration(pg_db, ansible_module, tricky):
+    pg_db.execute(VERIFIERS)
+    run = migrate(ansible_module, pg_db, tricky, verify={"functions": "verify_add_one_is_three"})
+    assert run.failed
+    assert run.result["msg"] == (
+        "20260201000002_functions was applied, then public.verify_add_one_is_three() failed: 1 of 1 checks failed - "
+        "failed checks: add_one(1) is 3 (got 2); the later migrations were not run")
+    assert [m["version"] for m in run.result["applied"]] == ["20260201000001", "20260201000002"]
+    assert [row[0] for row in history(pg_db)] == ["20260201000001", "20260201000002"]
+    assert len(run.result["pending"]) == 6 and run.result["verifications"][0]["ok"] is False
+    raising = migrate(ansible_module, pg_db, tricky, verify={"20260201000003": "public.add_one"})
+    assert raising.failed and "function public.add_one takes other arguments than the 0 given" in raising.result["msg"]
+    assert [row[0] for row in history(pg_db)][-1] == "20260201000003"
 
 
 def test_two_runs_at_once_never_collide(pg_db, ansible_module, tricky):
