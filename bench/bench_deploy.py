@@ -38,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, VENV_BIN, psql_path, write_result
+from common import ROOT, VENV_BIN, psql_path, run_main, write_result
 
 sys.path.insert(0, str(ROOT / "examples" / "demo"))
 
@@ -48,13 +48,6 @@ SCRIPT = ROOT / "bench" / "deploy_runbook.sh"
 BUCKET_SECONDS = 10
 POLL_INTERVAL = 2
 HEALTH_EVERY = 0.2
-
-
-def stop_on_sigterm():
-    """Ctrl-C and a plain kill both end in the finally blocks that stop what we started."""
-    def handler(signum, frame):  # pylint: disable=unused-argument
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, handler)
 
 
 def parse_time(text):
@@ -252,7 +245,6 @@ def main():
     parser.add_argument("--documents", type=int, default=20000)
     parser.add_argument("--skip-rollback", action="store_true", help="time the deploys only")
     options = parser.parse_args()
-    stop_on_sigterm()
     result = dict(documents=options.documents, machine_cpus=os.cpu_count(), load_average_at_start=[round(x, 2) for x in os.getloadavg()])
     stacks = []
     try:
@@ -276,9 +268,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except RuntimeError as exc:
-        sys.exit("bench_deploy.py: %s" % exc)
+    run_main(main, "bench_deploy.py")

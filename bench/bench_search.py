@@ -45,7 +45,7 @@ import uuid
 from pathlib import Path
 
 import psycopg2
-from common import ROOT, VENV_BIN, write_result
+from common import ROOT, VENV_BIN, run_main, write_result
 
 sys.path.insert(0, str(ROOT / "examples" / "demo"))
 sys.path.insert(0, str(ROOT / "examples" / "demo" / "seed"))
@@ -102,13 +102,6 @@ def ms(seconds):
 
 def pct(values, fraction):
     return round(percentile_cont(sorted(values), fraction), 3) if values else None
-
-
-def stop_on_sigterm():
-    """Ctrl-C and a plain kill both end in the finally blocks that stop what we started."""
-    def handler(signum, frame):  # pylint: disable=unused-argument
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, handler)
 
 
 # --- part A ----------------------------------------------------------------------------------------
@@ -563,7 +556,6 @@ def main():
     parser.add_argument("--skip-load", action="store_true", help="part A only")
     options = parser.parse_args()
     think = tuple(float(x) for x in options.think.split(",")) if options.think else None
-    stop_on_sigterm()
     root = Path(tempfile.mkdtemp(prefix="slogate-bench-search-"))
     work = root / "work"
     work.mkdir()
@@ -584,9 +576,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except RuntimeError as exc:
-        sys.exit("bench_search.py: %s" % exc)
+    run_main(main, "bench_search.py")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,3 +60,17 @@ def write_result(name, data):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n")
     print("wrote %s" % out.relative_to(ROOT))
+
+
+def run_main(main, name):
+    """Run a benchmark's main(): Ctrl-C and a plain kill both end in its finally blocks, which stop what it
+    started; a RuntimeError ends it with one line naming the benchmark."""
+    def handler(signum, frame):  # pylint: disable=unused-argument
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except RuntimeError as exc:
+        sys.exit("%s: %s" % (name, exc))
