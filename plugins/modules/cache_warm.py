@@ -365,17 +365,12 @@ queries:
   elements: str
 """
 
-import http.client
-import socket
 import time
-import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import ConnectionError as UrlConnectionError
-from ansible.module_utils.urls import SSLValidationError, open_url
 
-from ansible_collections.slogate.supabase.plugins.module_utils import cache
+from ansible_collections.slogate.supabase.plugins.module_utils import cache, http_request
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import (
     ConfigurationError,
     QueryFailure,
@@ -507,32 +502,11 @@ def run_step(db, step, options):
 
 def fetch_url(url, headers, options):
     """GET one URL, reading the whole body; return its shaped outcome (never raises for HTTP trouble)."""
-    started = time.monotonic()
-    status, size, error = None, 0, None
-    try:
-        response = open_url(url, method="GET", headers=headers, timeout=options.warm_url_timeout,
-                            validate_certs=options.warm_url_validate_certs, follow_redirects="safe",
-                            unredirected_headers=list(headers), http_agent=HTTP_AGENT)
-        try:
-            status = response.getcode()
-            chunk = response.read(65536)
-            while chunk:
-                size += len(chunk)
-                chunk = response.read(65536)
-        finally:
-            response.close()
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        error = cache.describe_url_failure(status=exc.code, reason=exc.reason)
-        exc.close()
-    except urllib.error.URLError as exc:
-        timed_out = isinstance(exc.reason, (socket.timeout, TimeoutError))
-        error = cache.describe_url_failure(reason=exc.reason, timed_out=timed_out, timeout=options.warm_url_timeout)
-    except (socket.timeout, TimeoutError):
-        error = cache.describe_url_failure(timed_out=True, timeout=options.warm_url_timeout)
-    except (http.client.HTTPException, OSError, ValueError, UrlConnectionError, SSLValidationError) as exc:
-        error = cache.describe_url_failure(reason="%s: %s" % (type(exc).__name__, exc))
-    return cache.shape_url(url, status, 1000.0 * (time.monotonic() - started), size, error)
+    answer = http_request.send(url, headers=headers, timeout=options.warm_url_timeout,
+                               validate_certs=options.warm_url_validate_certs, http_agent=HTTP_AGENT)
+    # An answer urllib raised (400 or more, a redirect not followed) failed with its status line.
+    error = cache.describe_url_failure(status=answer.status, reason=answer.reason) if answer.raised else answer.error
+    return cache.shape_url(url, answer.status, answer.duration_ms, answer.size, error)
 
 
 def warm_urls(options):

@@ -108,6 +108,13 @@ def cache_warm_case(stack, work, ansible_module):
                                vault_admin_token=stack.tokens["admin"]))
 
 
+def http_probe_case(stack, work, ansible_module):
+    # The rate-limit token no other example uses: the loop example sees the limit's 30 answers, then 429.
+    return Case(replace={"https://app.example.com": stack.app_url},
+                variables=dict(vault_admin_token=stack.tokens["admin"], vault_user_token=stack.tokens["user"],
+                               vault_rate_limit_token=stack.tokens["rate_limit"]))
+
+
 def pg_backup_case(stack, work, ansible_module):
     # "A dump made elsewhere": a dump of the demo database without its manifest, and the checksum its sender gives.
     elsewhere = work / "elsewhere"
@@ -189,6 +196,7 @@ def supabase_migration_pack_case(stack, work, ansible_module):
 CASES = {
     "app_release": app_release_case,
     "cache_warm": cache_warm_case,
+    "http_probe": http_probe_case,
     "pg_backup": pg_backup_case,
     "pg_verify_function": pg_verify_function_case,
     "slo_check": slo_check_case,
