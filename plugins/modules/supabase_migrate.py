@@ -29,7 +29,7 @@ description:
     C(supabase migration down), which resets the schemas and loses data. It refuses, before touching anything,
     when a version has no down script, unless O(allow_irreversible).
   - O(verify) names a verifier function per migration, called right after that migration is applied (the runbook's
-    steps 1 and 2). The first verifier that fails stops the run: its migration stays applied, later ones stay pending.
+    steps 1 and 2). The first verifier that fails stops the run; its migration stays applied, later ones stay pending.
 extends_documentation_fragment:
   - slogate.supabase.postgres
 options:
@@ -88,7 +88,7 @@ options:
       - Verifier functions by migration. A key is a migration's name or version; its value, the function to call
         (C(name) or C(schema.name), schema C(public) by default, no arguments) right after this run applied that
         migration, in a read-only transaction that is rolled back.
-      - Judged as M(slogate.supabase.pg_verify_function) judges a result (C(true), C({"ok": true, "checks": [...]}),
+      - Judged as M(slogate.supabase.pg_verify_function) judges a result (C(true), a jsonb C(ok) with its C(checks),
         no exception). A verifier that fails or raises fails the task, naming it and its failed checks; the
         migrations applied before stay applied (and recorded) and the later ones are not run.
       - With O(engine=cli) the CLI applies every file in one go, so the verifiers run after the push, in order.
@@ -134,7 +134,6 @@ EXAMPLES = r"""
     verify:
       performance_optimization_enhanced: verify_migration_success
       final_punchlist_implementation: verify_final_punchlist_migration
-  register: deploy_migrations
 
 - name: Go back to the release before this deploy
   slogate.supabase.supabase_migrate:
