@@ -108,9 +108,10 @@ options:
         after the dump; never C(public), never an extension's objects), in the same transaction as the restore.
         Objects a later migration built on dumped tables (a view, a materialized view) would otherwise make
         C(pg_restore --clean) fail, and the restored database would not be the one dumped.
-      - The restore then runs as C(pg_restore --clean --if-exists --no-owner -f script) followed by C(psql
-        --single-transaction) with the drops and that script, so it needs C(psql) next to C(pg_restore) and disk
-        for the SQL script (about the size of the data).
+      - When there is something to drop, the restore runs as C(pg_restore --clean --if-exists --no-owner -f script)
+        followed by C(psql --single-transaction) with the drops and that script, so it needs C(psql) next to
+        C(pg_restore) and disk for the SQL script (about the size of the data). When there is nothing to drop, it
+        runs as C(pg_restore --single-transaction) directly, as fast as the raw tool.
       - V(false) restores with C(pg_restore --single-transaction) directly and leaves newer objects alone.
     type: bool
     default: true
@@ -878,7 +879,7 @@ def restore(module, run):
             return run.finish(changed=True, msg="would restore %s (%s, sha256 ok) into %s%s" % (
                 path, human_size(size), target, ", dropping first %d objects created after the dump" % len(drops) if drops else ""))
         try:
-            if params["drop_newer"] and jobs == 1:
+            if drops:
                 restore_with_psql(tools, pg_restore, path, target, drops, run)
             else:
                 tools.execute("pg_restore", argv, "pg_restore %s of %s into %s (%s)" % (

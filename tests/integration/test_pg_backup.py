@@ -181,6 +181,17 @@ def test_dump_damage_restore_gives_identical_data(app_db, ansible_module, tmp_pa
     assert result["durations"]["pg_restore"] > 0 and result["durations"]["psql"] > 0
 
 
+def test_nothing_newer_restores_with_pg_restore_directly(app_db, ansible_module, tmp_path):
+    before = fingerprint(app_db)
+    dump = dumped(ansible_module, app_db, tmp_path)
+    app_db.execute("UPDATE public.documents SET title = 'after the dump'; DELETE FROM public.orders")
+    result = restored(ansible_module, app_db, manifest=dump["manifest_file"])
+    assert fingerprint(app_db) == before
+    assert result["dropped_first"] == []
+    assert result["command"][0].endswith("/pg_restore") and "--single-transaction" in result["command"]
+    assert [s["step"] for s in result["steps"]] == ["connect", "sha256", "list", "pg_restore", "connect"]
+
+
 def test_restore_drops_what_later_migrations_built_on_dumped_tables(app_db, ansible_module, tmp_path):
     before = fingerprint(app_db)
     dump = dumped(ansible_module, app_db, tmp_path)
