@@ -6,11 +6,14 @@ policies, data inserts) applied, each to a fresh database, by:
   - the module, as one whole `ansible localhost -m slogate.supabase.supabase_migrate` task,
   - the native engine called directly from Python,
   - one psql session running each file in its own transaction (the floor: server time).
-Prints total times and the marginal cost per migration, (T800 - T200) / 600, as ratios.
+Each tool runs --runs times (default 5) per size, in a rotating order, each time on a fresh
+database; the figures are medians. Prints total times and the marginal cost per migration,
+(T800 - T200) / 600, as ratios.
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,6 +129,7 @@ def by_psql(project, url):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,800", help="two project sizes (default 200,800)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each tool per size; medians are used (default 5)")
     options = parser.parse_args()
     small, large = (int(n) for n in options.sizes.split(","))
     cli = ensure_cli()
@@ -133,25 +137,31 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="slogate-bench-migrate-"))
     tools = {"supabase db push": lambda p, u: by_cli(cli, p, u), "module (ansible task)": by_module,
              "native engine": by_engine, "psql, one session": by_psql}
-    times = {name: {} for name in tools}
+    runs = {name: {small: [], large: []} for name in tools}
     try:
-        for size in (small, large):
-            project = make_project(work / ("p%d" % size), size)
-            for name, tool in tools.items():
-                url = fresh_database(server.url, server)
-                elapsed = tool(project, url)
-                times[name][size] = elapsed
-                print("  %-24s %4d migrations  %7.2f s" % (name, size, elapsed), flush=True)
+        projects = {size: make_project(work / ("p%d" % size), size) for size in (small, large)}
+        names = list(tools)
+        for number in range(options.runs):
+            order = names[number % len(names):] + names[:number % len(names)]  # no tool always goes first
+            for size in (small, large):
+                for name in order:
+                    elapsed = tools[name](projects[size], fresh_database(server.url, server))
+                    runs[name][size].append(elapsed)
+                    print("  run %d/%d  %-24s %4d migrations  %7.2f s" % (
+                        number + 1, options.runs, name, size, elapsed), flush=True)
     finally:
         server.stop()
+    times = {name: {size: statistics.median(values) for size, values in measured.items()} for name, measured in runs.items()}
     floor = (times["psql, one session"][large] - times["psql, one session"][small]) / (large - small)
     cli_marginal = (times["supabase db push"][large] - times["supabase db push"][small]) / (large - small)
-    result = {"sizes": [small, large], "tools": {}}
+    result = {"sizes": [small, large], "runs": options.runs, "tools": {}}
     print()
+    print("medians of %d runs" % options.runs)
     print("%-24s %9s %9s %14s %10s %10s" % ("", "T%d" % small, "T%d" % large, "ms/migration", "x psql", "x CLI"))
     for name, measured in times.items():
         marginal = (measured[large] - measured[small]) / (large - small)
         result["tools"][name] = dict(total_s={str(k): round(v, 3) for k, v in measured.items()},
+                                     runs_s={str(k): [round(v, 3) for v in values] for k, values in runs[name].items()},
                                      marginal_ms=round(marginal * 1000, 3),
                                      marginal_vs_psql=round(marginal / floor, 2),
                                      marginal_vs_cli=round(marginal / cli_marginal, 2))

@@ -204,8 +204,10 @@ class Engine(object):
     def _run_file(self, filename, statements, bookkeeping, mode):
         started = time.monotonic()
         self._autocommit(True)
-        self.db.execute(self.reset_sql, record=False)
         texts = [s.text for s in statements]
+        if mode != "none" and not has_transaction_control(texts) and not any(needs_own_transaction(t) for t in texts):
+            return self._run_batch(filename, statements, bookkeeping, started)
+        self.db.execute(self.reset_sql, record=False)
         if mode == "none" or has_transaction_control(texts):
             # The file manages its own transactions (or asks for none): every statement on its own, as the CLI sends them.
             for position, statement in enumerate(statements, start=1):
@@ -231,6 +233,45 @@ class Engine(object):
             raise MigrationFailure("%s: recording it in %s failed: %s" % (filename, HISTORY_TABLE, exc))
         self.db.commit()
         return self._elapsed(started)
+
+    def _run_batch(self, filename, statements, bookkeeping, started):
+        """A file that runs in one transaction, sent in one round trip: RESET ALL (and the session settings), then
+        its statements and its history row between BEGIN and COMMIT. Round trips per statement cost more than the
+        server's work for a small file."""
+        sent = [s for s in statements if not is_comment_only(s.text)]
+        # A newline before each separator: a statement may end in a -- comment.
+        script = "\n;\n".join([self.reset_sql, "BEGIN"] + [s.text for s in sent] + [bookkeeping.as_string(self.db.connection), "COMMIT"])
+        try:
+            self.db.execute(script, record=False)
+        except QueryFailure as exc:
+            self._rollback_quietly()
+            raise self._pinpoint(filename, statements, bookkeeping, exc)
+        self.executed_statements += len(sent)
+        return self._elapsed(started)
+
+    def _pinpoint(self, filename, statements, bookkeeping, batch_error):
+        """The batch failed and was rolled back: run the file again statement by statement, in a transaction that
+        is always rolled back, to name the statement (number and line) that fails. Returns the MigrationFailure."""
+        self._autocommit(False)
+        try:
+            self.db.execute(self.reset_sql, record=False)
+            for position, statement in enumerate(statements, start=1):
+                if is_comment_only(statement.text):
+                    continue
+                try:
+                    self.db.execute(statement.text, record=False)
+                except QueryFailure as exc:
+                    return MigrationFailure("migration %s, statement %d (line %d): %s" % (
+                        filename, position, statement.line, exc))
+            try:
+                self.db.execute(bookkeeping, record=False)
+            except QueryFailure as exc:
+                return MigrationFailure("%s: recording it in %s failed: %s" % (filename, HISTORY_TABLE, exc))
+            return MigrationFailure("migration %s: %s (run again statement by statement, it passed; nothing was "
+                                    "applied)" % (filename, batch_error))
+        finally:
+            self._rollback_quietly()
+            self._autocommit(True)
 
     def _execute(self, filename, position, statement, committed_before):
         if is_comment_only(statement.text):

@@ -91,6 +91,15 @@ def test_broken_migration_names_file_and_line_and_leaves_nothing_partial(pg_db, 
          "verify": None}]
 
 
+def test_a_statement_ending_in_a_line_comment_runs_in_the_one_round_trip_file(pg_db, ansible_module, tricky):
+    (tricky / "supabase" / "migrations" / "20260201000009_commented.sql").write_text(
+        "CREATE TABLE public.commented (id int); -- why; it matters\nINSERT INTO public.commented VALUES (1) -- the last line, no newline")
+    run = migrate(ansible_module, pg_db, tricky)
+    assert not run.failed, run.result["msg"]
+    assert pg_db.scalar("SELECT count(*) FROM public.commented") == 1
+    assert history(pg_db)[-1][0] == "20260201000009"
+
+
 def test_drift_is_reported_and_not_rerun(pg_db, ansible_module, tricky):
     migrate(ansible_module, pg_db, tricky)
     path = tricky / "supabase" / "migrations" / "20260201000001_accounts.sql"
