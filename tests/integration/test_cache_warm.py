@@ -4,12 +4,13 @@ drain, warm, refresh, clean/empty, check mode, hit rates and URL warming."""
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import psycopg2
 import pytest
 
 import kit
+from local_http import LocalHTTPServer
 
 pytestmark = pytest.mark.integration
 
@@ -280,7 +281,7 @@ def test_hit_rate_query_uses_the_created_at_index(kit_db, ansible_module):
 # --- URL warming -------------------------------------------------------------------------------
 
 
-class App:
+class App(LocalHTTPServer):
     """A small HTTP app on 127.0.0.1: counts requests, the most in flight at once and the headers it got."""
 
     def __init__(self, delay=0.0, on_request=None):
@@ -314,20 +315,10 @@ class App:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.server.server_address[1], path)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        return self.base_url + path
 
 
 def test_urls_are_requested_with_bounded_concurrency_and_the_token_never_shows(kit_db, ansible_module):

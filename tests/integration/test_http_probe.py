@@ -3,9 +3,10 @@ a rate-limited endpoint, JSON and text bodies, a slow endpoint, a closed port; t
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from local_http import LocalHTTPServer
 
 pytestmark = pytest.mark.integration
 
@@ -14,7 +15,7 @@ USER = "slogate-probe-user-93be0f5d61"
 TOKENS = {"admin": ADMIN, "user": USER}
 
 
-class App:
+class App(LocalHTTPServer):
     """A small app on 127.0.0.1 that counts every request it gets, with the method, path and Authorization.
 
     /limited answers 200 to the first `limit` requests of each Authorization, then 429 with Retry-After
@@ -69,18 +70,8 @@ class App:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = self.base_url
 
 
 @pytest.fixture

