@@ -298,19 +298,21 @@ class App(LocalHTTPServer):
                     app.authorizations.append(self.headers.get("Authorization"))
                     app.in_flight += 1
                     app.max_in_flight = max(app.max_in_flight, app.in_flight)
+                # In flight until the answer goes out: a client that has its answer may send its next request
+                # before this thread would get past writing it, which would count one request too many.
                 try:
                     time.sleep(app.delay if not self.path.startswith("/slow") else 3)
                     if app.on_request:
                         app.on_request(self.path)
                     code = 404 if self.path.startswith("/missing") else 500 if self.path.startswith("/boom") else 200
-                    body = b'{"warmed": true}'
-                    self.send_response(code)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
                 finally:
                     with app.lock:
                         app.in_flight -= 1
+                body = b'{"warmed": true}'
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
