@@ -335,7 +335,11 @@ class Run(object):
         function = self.verifier_of(migration)
         if not function:
             return
-        outcome = verify_read_only(db, function)
+        try:
+            outcome = verify_read_only(db, function)
+        except SlogateError as exc:
+            raise MigrationFailure("%s_%s was applied, then its verifier could not be called: %s; the later migrations "
+                                   "were not run" % (migration.version, migration.name, exc))
         self.result["verifications"].append(dict(outcome, version=migration.version, name=migration.name))
         if not outcome["ok"]:
             raise MigrationFailure("%s_%s was applied, then %s; the later migrations were not run" % (
