@@ -72,27 +72,32 @@ class Options:
     fail_on_partial: bool = True
 
 
-def _require(condition, message):
+def require(condition, message):
+    """Raise ConfigurationError(message) unless condition holds."""
     if not condition:
         raise ConfigurationError(message)
 
 
-def _is_int(value):
+def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_http_url(url):
+    """True for an absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def check_url(position, url):
     """Raise ConfigurationError unless ``url`` is an absolute http(s) URL."""
-    text = url if isinstance(url, str) else ""
-    try:
-        parts = urlsplit(text.strip())
-        host = parts.hostname
-    except ValueError:
-        parts, host = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not host:
+    text = url.strip() if isinstance(url, str) else ""
+    if not is_http_url(text):
         raise ConfigurationError("warm_urls[%d] %s is not an http:// or https:// URL with a host"
                                  % (position, redact_url(str(url))))
-    return text.strip()
+    return text
 
 
 def parse_options(params):
@@ -102,25 +107,25 @@ def parse_options(params):
     schema = params.get("refresh_schema") or ""
     concurrency, timeout = params.get("warm_url_concurrency", 4), params.get("warm_url_timeout", 30.0)
     window = params.get("hit_rate_window_minutes", 15)
-    _require(_is_int(batch) and batch >= 1, "drain_batch must be 1 or more, got %r" % (batch,))
-    _require(_is_int(seconds) and seconds >= 1,
-             "drain_max_seconds must be 1 or more (the kit stops before the first round at 0), got %r" % (seconds,))
-    _require(_is_int(top) and top >= 0, "warm_top must be 0 (skip) or more, got %r" % (top,))
-    _require(isinstance(pause, (int, float)) and not isinstance(pause, bool) and math.isfinite(pause) and pause >= 0,
-             "refresh_pause_seconds must be 0 or more, got %r" % (pause,))
-    _require(isinstance(schema, str) and schema.strip() != "", "refresh_schema must name a schema")
-    _require(_is_int(concurrency) and 1 <= concurrency <= MAX_URL_CONCURRENCY,
-             "warm_url_concurrency must be between 1 and %d, got %r" % (MAX_URL_CONCURRENCY, concurrency))
-    _require(isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and math.isfinite(timeout) and timeout > 0,
-             "warm_url_timeout must be more than 0 seconds, got %r" % (timeout,))
-    _require(_is_int(window) and window >= 1, "hit_rate_window_minutes must be 1 or more, got %r" % (window,))
+    require(is_int(batch) and batch >= 1, "drain_batch must be 1 or more, got %r" % (batch,))
+    require(is_int(seconds) and seconds >= 1,
+            "drain_max_seconds must be 1 or more (the kit stops before the first round at 0), got %r" % (seconds,))
+    require(is_int(top) and top >= 0, "warm_top must be 0 (skip) or more, got %r" % (top,))
+    require(isinstance(pause, (int, float)) and not isinstance(pause, bool) and math.isfinite(pause) and pause >= 0,
+            "refresh_pause_seconds must be 0 or more, got %r" % (pause,))
+    require(isinstance(schema, str) and schema.strip() != "", "refresh_schema must name a schema")
+    require(is_int(concurrency) and 1 <= concurrency <= MAX_URL_CONCURRENCY,
+            "warm_url_concurrency must be between 1 and %d, got %r" % (MAX_URL_CONCURRENCY, concurrency))
+    require(isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and math.isfinite(timeout) and timeout > 0,
+            "warm_url_timeout must be more than 0 seconds, got %r" % (timeout,))
+    require(is_int(window) and window >= 1, "hit_rate_window_minutes must be 1 or more, got %r" % (window,))
     urls = tuple(check_url(i, url) for i, url in enumerate(params.get("warm_urls") or ()))
     headers = []
     for name, value in (params.get("warm_url_headers") or {}).items():
-        _require(isinstance(name, str) and _HEADER_NAME.match(name),
-                 "warm_url_headers: %r is not a valid HTTP header name" % (name,))
-        _require(value is not None and "\n" not in str(value) and "\r" not in str(value),
-                 "warm_url_headers: the value of %s must be one line of text" % name)
+        require(isinstance(name, str) and _HEADER_NAME.match(name),
+                "warm_url_headers: %r is not a valid HTTP header name" % (name,))
+        require(value is not None and "\n" not in str(value) and "\r" not in str(value),
+                "warm_url_headers: the value of %s must be one line of text" % name)
         headers.append((name, str(value)))
     wanted = dict(
         clean_expired=bool(params.get("clean_expired")),

@@ -26,10 +26,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
-from urllib.parse import urlsplit
 
-from ansible_collections.slogate.supabase.plugins.module_utils.cache import redact_url
-from ansible_collections.slogate.supabase.plugins.module_utils.errors import ConfigurationError
+from ansible_collections.slogate.supabase.plugins.module_utils.cache import is_http_url, is_int, redact_url, require
 
 METHODS = ("GET", "HEAD")
 
@@ -69,26 +67,8 @@ class Options:
         return sum(probe.repeat for probe in self.probes)
 
 
-def _require(condition, message):
-    if not condition:
-        raise ConfigurationError(message)
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _has_host(url):
-    """True for an absolute http(s) URL with a host."""
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
 
 
 def join_url(base_url, path):
@@ -101,53 +81,53 @@ def _text(value):
 
 
 def _parse_headers(label, headers):
-    _require(headers is None or isinstance(headers, dict), "%s: headers must be a dict of header names to values" % label)
+    require(headers is None or isinstance(headers, dict), "%s: headers must be a dict of header names to values" % label)
     parsed = []
     for name, value in (headers or {}).items():
-        _require(isinstance(name, str) and _HEADER_NAME.match(name), "%s: %r is not a valid HTTP header name" % (label, name))
-        _require(name.lower() not in CREDENTIAL_HEADERS,
-                 "%s: headers must not set %s (headers are shown in the task's arguments); "
-                 "put the token in bearer_tokens and name it with token" % (label, name))
-        _require(value is not None and "\n" not in str(value) and "\r" not in str(value),
-                 "%s: the value of header %s must be one line of text" % (label, name))
+        require(isinstance(name, str) and _HEADER_NAME.match(name), "%s: %r is not a valid HTTP header name" % (label, name))
+        require(name.lower() not in CREDENTIAL_HEADERS,
+                "%s: headers must not set %s (headers are shown in the task's arguments); "
+                "put the token in bearer_tokens and name it with token" % (label, name))
+        require(value is not None and "\n" not in str(value) and "\r" not in str(value),
+                "%s: the value of header %s must be one line of text" % (label, name))
         parsed.append((name, str(value)))
     return tuple(parsed)
 
 
 def _parse_url(label, item, base_url):
     url, path = _text(item.get("url")), _text(item.get("path"))
-    _require(not (url and path), "%s: give url or path, not both" % label)
-    _require(url or path, "%s: give url (an absolute URL) or path (joined to base_url)" % label)
+    require(not (url and path), "%s: give url or path, not both" % label)
+    require(url or path, "%s: give url (an absolute URL) or path (joined to base_url)" % label)
     if url:
-        _require(_has_host(url), "%s: url %s is not an http:// or https:// URL with a host" % (label, redact_url(url)))
+        require(is_http_url(url), "%s: url %s is not an http:// or https:// URL with a host" % (label, redact_url(url)))
         return url
-    _require("://" not in path.split("?", 1)[0], "%s: path %s is a URL; give it as url" % (label, redact_url(path)))
-    _require(base_url, "%s: path %s needs base_url; set base_url or give an absolute url" % (label, path))
+    require("://" not in path.split("?", 1)[0], "%s: path %s is a URL; give it as url" % (label, redact_url(path)))
+    require(base_url, "%s: path %s needs base_url; set base_url or give an absolute url" % (label, path))
     return join_url(base_url, path)
 
 
 def _parse_token(label, token, tokens):
     if token is None or token == "":
         return None
-    _require(isinstance(token, str), "%s: token must be the name of an entry of bearer_tokens" % label)
+    require(isinstance(token, str), "%s: token must be the name of an entry of bearer_tokens" % label)
     known = ", ".join(sorted(tokens)) if tokens else "none, bearer_tokens is empty"
-    _require(token in tokens, "%s: token %s is not a name in bearer_tokens (known: %s); add it there or fix the name"
-             % (label, token, known))
-    _require(tokens[token] != "", "%s: bearer_tokens.%s is empty; set the token" % (label, token))
+    require(token in tokens, "%s: token %s is not a name in bearer_tokens (known: %s); add it there or fix the name"
+            % (label, token, known))
+    require(tokens[token] != "", "%s: bearer_tokens.%s is empty; set the token" % (label, token))
     return token
 
 
 def parse_probe(position, item, base_url, tokens):
     """One probe from its option entry; raise ConfigurationError naming it."""
-    _require(isinstance(item, dict), "probes[%d] must be a dict with a name and a url or path" % position)
+    require(isinstance(item, dict), "probes[%d] must be a dict with a name and a url or path" % position)
     name = _text(item.get("name"))
-    _require(name, "probes[%d] has no name; give every probe a unique name" % position)
+    require(name, "probes[%d] has no name; give every probe a unique name" % position)
     label = "probe %s" % name
     method = _text(item.get("method") or "GET").upper()
-    _require(method in METHODS, "%s: method %s is not supported; use %s" % (label, method, " or ".join(METHODS)))
+    require(method in METHODS, "%s: method %s is not supported; use %s" % (label, method, " or ".join(METHODS)))
     repeat = item.get("repeat", 1)
     repeat = 1 if repeat is None else repeat
-    _require(_is_int(repeat) and repeat >= 1, "%s: repeat must be 1 or more, got %r" % (label, repeat))
+    require(is_int(repeat) and repeat >= 1, "%s: repeat must be 1 or more, got %r" % (label, repeat))
     return Probe(name=name, url=_parse_url(label, item, base_url), method=method,
                  token=_parse_token(label, item.get("token"), tokens), repeat=repeat,
                  headers=_parse_headers(label, item.get("headers")))
@@ -156,25 +136,25 @@ def parse_probe(position, item, base_url, tokens):
 def parse_options(params):
     """Options from the module's params; raise ConfigurationError naming the first bad one."""
     base_url = _text(params.get("base_url"))
-    _require(not base_url or _has_host(base_url),
-             "base_url %s is not an http:// or https:// URL with a host" % redact_url(base_url))
+    require(not base_url or is_http_url(base_url),
+            "base_url %s is not an http:// or https:// URL with a host" % redact_url(base_url))
     timeout, max_body = params.get("timeout", 10.0), params.get("max_body_bytes", 65536)
-    _require(_is_number(timeout) and timeout > 0, "timeout must be more than 0 seconds, got %r" % (timeout,))
-    _require(_is_int(max_body) and max_body >= 0, "max_body_bytes must be 0 or more, got %r" % (max_body,))
+    require(_is_number(timeout) and timeout > 0, "timeout must be more than 0 seconds, got %r" % (timeout,))
+    require(is_int(max_body) and max_body >= 0, "max_body_bytes must be 0 or more, got %r" % (max_body,))
     raw_tokens = params.get("bearer_tokens") or {}
-    _require(isinstance(raw_tokens, dict), "bearer_tokens must be a dict of token names to tokens")
+    require(isinstance(raw_tokens, dict), "bearer_tokens must be a dict of token names to tokens")
     tokens = {}
     for name, value in raw_tokens.items():
         value = "" if value is None else str(value).strip()
-        _require("\n" not in value and "\r" not in value, "bearer_tokens.%s must be one line of text" % name)
+        require("\n" not in value and "\r" not in value, "bearer_tokens.%s must be one line of text" % name)
         tokens[str(name)] = value
     items = params.get("probes") or []
-    _require(isinstance(items, list) and items, "probes must list at least one probe")
+    require(isinstance(items, list) and items, "probes must list at least one probe")
     probes, seen = [], {}
     for position, item in enumerate(items):
         probe = parse_probe(position, item, base_url, tokens)
-        _require(probe.name not in seen, "probes[%d]: the name %s is already used by probes[%d]; give every probe a unique name"
-                 % (position, probe.name, seen.get(probe.name, -1)))
+        require(probe.name not in seen, "probes[%d]: the name %s is already used by probes[%d]; give every probe a unique name"
+                % (position, probe.name, seen.get(probe.name, -1)))
         seen[probe.name] = position
         probes.append(probe)
     used = sorted({probe.token for probe in probes if probe.token})
