@@ -28,6 +28,7 @@ from ansible_collections.slogate.supabase.plugins.module_utils.migrations import
     split_statements,
     transaction_mode,
 )
+from ansible_collections.slogate.supabase.plugins.module_utils import migrations
 
 # ---------------------------------------------------------------- file names
 
@@ -533,3 +534,30 @@ def test_statements_come_from_the_file_in_order(sql):
         assert statement.text in sql[position:]
         position = sql.index(statement.text, position) + len(statement.text)
         assert statement.line == 1 + len(re.findall(r"\r\n|\r|\n", sql[:position - len(statement.text)]))
+
+
+def _tokens_one_character_at_a_time(text):
+    """The tokenizer with no skipping: every character goes through its state's next()."""
+    state, start = migrations.READY, 0
+    for index, char in enumerate(text):
+        state = state.next(char, text, start, index + 1)
+        if state is None:
+            yield start, index + 1
+            start, state = index + 1, migrations.READY
+    if start < len(text):
+        yield start, len(text)
+
+
+TOKEN_PIECES = ["$", "$$", "$a$", "$fn$", "a$", "$1", "'", "''", '"', "E'", "e'\\'", "\\", "-", "--", "/", "/*", "*/", "*",
+                ";", "(", "((", ")", "c", "C", "BEGIN", " ATOMIC", "atomiC", "xatomic", "END", "end;", " ", "\n", "\r", "\t",
+                "x", "é", "\u00a0", "E", "SELECT 1", "begin atomic"]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(TOKEN_PIECES), max_size=40).map("".join))
+@example("$a$ x $a $a$;")
+@example("$$$x$$;")
+@example("(E'it\\'s; (' ; ');")
+@example("create function f() begin atomic select 1; end; x")
+def test_skipping_ahead_splits_like_reading_every_character(sql):
+    assert list(migrations._tokens(sql)) == list(_tokens_one_character_at_a_time(sql))
