@@ -109,13 +109,13 @@ def by_engine(project, url):
     started = time.perf_counter()
     loaded = migrate.load_project(str(project))
     with connect({"db_url": url}) as db:
-        engine = migrate.Engine(db)
+        engine = migrate.Engine(db, defer_flush=True)
         engine.acquire_lock(60)
         plan = plan_latest(loaded.local, engine.read_history())
         engine.ensure_history()
         for migration in plan.to_apply:
             engine.apply(migration, loaded.statements[migration.version], loaded.modes[migration.version])
-        engine.release_lock()
+        engine.end_run()
     return time.perf_counter() - started
 
 

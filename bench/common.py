@@ -18,8 +18,8 @@ from pgserver import PgServer, embedded_bindir  # noqa: E402  pylint: disable=wr
 VENV_BIN = Path(sys.executable).parent
 
 
-def start_server():
-    server = PgServer(Path(tempfile.mkdtemp(prefix="slogate-pg-")) / "cluster").start()
+def start_server(durable=False):
+    server = PgServer(Path(tempfile.mkdtemp(prefix="slogate-pg-")) / "cluster", durable=durable).start()
     return server
 
 

@@ -121,9 +121,13 @@ def load_project(project_dir):
 class Engine(object):
     """Runs migration files on a Database the way the Supabase CLI does."""
 
-    def __init__(self, db, session_settings=()):
+    def __init__(self, db, session_settings=(), defer_flush=False):
         self.db = db
         self.executed_statements = 0
+        # Commit files without waiting for their WAL flush, then flush once (make_durable). The flush needs a
+        # transaction that writes WAL: it creates a temporary table, so only when the user may.
+        self.defer_flush = defer_flush
+        self.unflushed = False
         # RESET ALL between files drops every session setting; these are put back.
         self.reset_sql = "RESET ALL" + "".join(
             sql.SQL("; SELECT pg_catalog.set_config({}, {}, false)").format(
@@ -180,6 +184,27 @@ class Engine(object):
     def release_lock(self):
         self._autocommit(True)
         self.db.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,), record=False)
+
+    def end_run(self):
+        """Make every commit of the run durable, then release the migration lock."""
+        try:
+            self.make_durable()
+        finally:
+            self.release_lock()
+
+    def make_durable(self):
+        """Wait until the WAL of every file committed by this run is flushed (and, with synchronous replication,
+        confirmed). A synchronous commit flushes all WAL written before it, but only waits when its own transaction
+        wrote some: a temporary table dropped at commit writes catalog rows and leaves nothing behind."""
+        if self.unflushed:
+            self._autocommit(True)
+            try:
+                self.db.execute("BEGIN; CREATE TEMPORARY TABLE slogate_wal_flush () ON COMMIT DROP; COMMIT", record=False)
+            except QueryFailure as exc:
+                self._rollback_quietly()
+                raise MigrationFailure("the files were committed, but waiting for their WAL flush failed (%s): check "
+                                       "the server before relying on them" % exc)
+            self.unflushed = False
 
     # -- running files -----------------------------------------------------------------
     def apply(self, migration, statements, mode="transactional"):
@@ -239,13 +264,17 @@ class Engine(object):
         its statements and its history row between BEGIN and COMMIT. Round trips per statement cost more than the
         server's work for a small file."""
         sent = [s for s in statements if not is_comment_only(s.text)]
+        # The commit does not wait for its WAL flush, which costs a disk sync per file: end_run() waits once for all
+        # of them. A crash in between loses at most the last files, each whole with its history row, never part of one.
         # A newline before each separator: a statement may end in a -- comment.
-        script = "\n;\n".join([self.reset_sql, "BEGIN"] + [s.text for s in sent] + [bookkeeping.as_string(self.db.connection), "COMMIT"])
+        head = [self.reset_sql, "BEGIN"] + (["SET LOCAL synchronous_commit = off"] if self.defer_flush else [])
+        script = "\n;\n".join(head + [s.text for s in sent] + [bookkeeping.as_string(self.db.connection), "COMMIT"])
         try:
             self.db.execute(script, record=False)
         except QueryFailure as exc:
             self._rollback_quietly()
             raise self._pinpoint(filename, statements, bookkeeping, exc)
+        self.unflushed = self.defer_flush
         self.executed_statements += len(sent)
         return self._elapsed(started)
 

@@ -108,6 +108,11 @@ attributes:
       - Shows the SQL of every file that would run.
 notes:
   - Long runs report each file's duration in RV(applied) and RV(reverted).
+  - A file that runs in one transaction commits without waiting for its WAL to reach the disk; the run then ends
+    with one synchronous commit (of a temporary table dropped at once), so everything applied or reverted is
+    durable, and confirmed by synchronous standbys, when the task returns. A server crash during the run loses at
+    most the last files, each whole together with its history row, so history and schema always agree. Without
+    the TEMPORARY privilege on the database every file waits for its own flush.
   - Every state also reads the server's version and clock (RV(server_version), RV(server_time)), so a play needs no
     separate probe for them.
 author:
@@ -297,7 +302,8 @@ from ansible_collections.slogate.supabase.plugins.module_utils.migration_plan im
 from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec
 from ansible_collections.slogate.supabase.plugins.module_utils.verify_call import verify_read_only
 
-SERVER = "SELECT pg_catalog.current_setting('server_version') AS version, pg_catalog.clock_timestamp() AS now"
+SERVER = ("SELECT pg_catalog.current_setting('server_version') AS version, pg_catalog.clock_timestamp() AS now, "
+          "pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY') AS may_create_temporary")
 
 
 def brief(row):
@@ -406,7 +412,7 @@ def main():
         with module_connect(module) as db:
             server = db.fetch_one(SERVER)
             run.result.update(server_version=server["version"], server_time=jsonable(server["now"]))
-            engine = Engine(db, settings)
+            engine = Engine(db, settings, defer_flush=server["may_create_temporary"])
             writing = state != "status" and not module.check_mode
             if writing:
                 engine.acquire_lock(params["lock_wait"])
@@ -415,7 +421,7 @@ def main():
             finally:
                 run.result["executed_statements"] = engine.executed_statements
                 if writing and not db.connection.closed:
-                    engine.release_lock()
+                    engine.end_run()
     except SlogateError as exc:
         run.fail(str(exc))
     for item in run.result["drift"]:
@@ -463,17 +469,21 @@ def execute(module, run, engine, project, writing):
 def apply(run, engine, project, plan):
     if plan.to_apply:
         run.result["history_created"] = engine.ensure_history()
-    for migration in plan.to_apply:
-        try:
-            duration = engine.apply(migration, project.statements[migration.version], project.modes[migration.version])
-        except MigrationFailure:
-            run.result["changed"] = bool(run.result["applied"] or run.result["history_created"])
-            raise
-        run.result["applied"].append(dict(version=migration.version, name=migration.name, file=migration.filename,
-                                          duration_ms=duration, statements=len(migration.statements)))
-        run.result["pending"] = [p for p in run.result["pending"] if p["version"] != migration.version]
-        run.result["changed"] = True
-        run.verify_applied(engine.db, migration)
+    applied = set()
+    try:
+        for migration in plan.to_apply:
+            try:
+                duration = engine.apply(migration, project.statements[migration.version], project.modes[migration.version])
+            except MigrationFailure:
+                run.result["changed"] = bool(run.result["applied"] or run.result["history_created"])
+                raise
+            applied.add(migration.version)
+            run.result["applied"].append(dict(version=migration.version, name=migration.name, file=migration.filename,
+                                              duration_ms=duration, statements=len(migration.statements)))
+            run.result["changed"] = True
+            run.verify_applied(engine.db, migration)
+    finally:
+        run.result["pending"] = [p for p in run.result["pending"] if p["version"] not in applied]
 
 
 def revert(run, engine, project, plan):

@@ -75,8 +75,9 @@ def run_sql(url, statement, params=None):
 
 
 class PgServer:
-    def __init__(self, basedir, bindir=None, port=None, password=None):
+    def __init__(self, basedir, bindir=None, port=None, password=None, durable=False):
         self.basedir = Path(basedir)
+        self.durable = durable  # keep PostgreSQL's own fsync and commit settings, as a real server has them
         self.bindir = Path(bindir) if bindir else embedded_bindir()
         self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(18)
@@ -114,9 +115,7 @@ class PgServer:
                 "listen_addresses = '127.0.0.1'",
                 "port = %d" % self.port,
                 "unix_socket_directories = '%s'" % self.basedir,
-                "fsync = off",
-                "synchronous_commit = off",
-                "full_page_writes = off",
+                "" if self.durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off",
                 "max_connections = 200",
                 "shared_buffers = 64MB",
                 "",
@@ -127,6 +126,13 @@ class PgServer:
             sys.stderr.write(self.logfile.read_text() if self.logfile.exists() else "no server log\n")
             raise
         return self
+
+    def crash_and_restart(self):
+        """Stop the server the way a crash does (SIGQUIT: WAL still in shared buffers is lost), then start it again."""
+        user = SERVER_USER if os.geteuid() == 0 else None
+        for mode in ("stop", "start"):
+            command = [self.bindir / "pg_ctl", "-D", self.datadir, "-w", "-t", "60", mode]
+            _run(command + (["-m", "immediate"] if mode == "stop" else ["-l", self.logfile]), user)
 
     def stop(self):
         user = SERVER_USER if os.geteuid() == 0 else None
