@@ -108,10 +108,11 @@ options:
         after the dump; never C(public), never an extension's objects), in the same transaction as the restore.
         Objects a later migration built on dumped tables (a view, a materialized view) would otherwise make
         C(pg_restore --clean) fail, and the restored database would not be the one dumped.
-      - When there is something to drop, the restore runs as C(pg_restore --clean --if-exists --no-owner -f script)
-        followed by C(psql --single-transaction) with the drops and that script, so it needs C(psql) next to
-        C(pg_restore) and disk for the SQL script (about the size of the data). When there is nothing to drop, it
-        runs as C(pg_restore --single-transaction) directly, as fast as the raw tool.
+      - When there is something to drop, the restore runs as C(pg_restore --clean --if-exists --no-owner
+        --single-transaction -f -) streamed into C(psql), after the drops, in one transaction, so it needs C(psql)
+        next to C(pg_restore). The COMMIT is the last thing pg_restore writes; if it stops early, psql leaves with the
+        transaction open and the server rolls it back. When there is nothing to drop, it runs as
+        C(pg_restore --single-transaction) directly, as fast as the raw tool.
       - V(false) restores with C(pg_restore --single-transaction) directly and leaves newer objects alone.
     type: bool
     default: true
@@ -323,7 +324,9 @@ size:
   returned: once computed
   type: int
 command:
-  description: The pg_dump or pg_restore command line, which holds no password.
+  description:
+    - The pg_dump or pg_restore command line, which holds no password.
+    - With something to drop first, the pg_restore command line, C(|), then the psql one.
   returned: once built
   type: list
   elements: str
@@ -355,7 +358,8 @@ steps:
   elements: dict
   contains:
     step:
-      description: Name of the step (C(connect), C(pg_dump), C(list), C(sha256), C(manifest), C(retention), C(pg_restore)).
+      description: Name of the step (C(connect), C(pg_dump), C(list), C(sha256), C(manifest), C(retention), C(pg_restore),
+        or C(psql) for pg_restore streamed into psql).
       type: str
     seconds:
       description: How long it took.
@@ -381,6 +385,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -636,13 +641,43 @@ class Tools(object):
         rc, out, err = self.module.run_command(argv, environ_update=self.env, expand_user_and_vars=False,
                                                umask=umask)
         if rc != 0:
-            lines = [line for line in err.splitlines() if line.strip()]
-            errors = [line for line in lines if ": error: " in line or line.startswith(("ERROR", "DETAIL", "Command"))]
-            text = one_line("\n".join(errors or lines[-5:]) or "no message")
-            raise BackupError("%s failed (exit %d): %s" % (os.path.basename(argv[0]), rc,
-                                                           mask_secrets(text[:2000], self.run.secrets)))
+            raise self.failure(argv, rc, err)
         self.run.step(name, started, detail)
         return out
+
+    def pipe(self, name, producer, consumer, detail):
+        """Run producer | consumer. A producer that failed by itself (not killed by the consumer leaving) is the
+        cause of whatever the consumer then did with its cut-short output, so its failure is reported first."""
+        started = self.run.starting(detail)
+        env = dict(os.environ, **self.env)
+        logs = [os.path.join(self.folder, "%s.stderr" % os.path.basename(argv[0])) for argv in (producer, consumer)]
+        with open(logs[0], "wb") as producer_log, open(logs[1], "wb") as consumer_log:
+            first = subprocess.Popen(producer, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=producer_log, env=env)
+            try:
+                second = subprocess.Popen(consumer, stdin=first.stdout, stdout=subprocess.DEVNULL, stderr=consumer_log,
+                                          env=env)
+            except OSError:
+                first.kill()
+                first.wait()
+                raise
+            finally:
+                first.stdout.close()  # the consumer holds the only reading end: a consumer that stops stops the producer
+            codes = second.wait(), first.wait()
+        order = ((producer, codes[1], logs[0]), (consumer, codes[0], logs[1]))
+        for argv, rc, log in order if codes[1] > 0 else order[::-1]:
+            if rc != 0:
+                with open(log, encoding="utf-8", errors="replace") as handle:
+                    raise self.failure(argv, rc, handle.read())
+        self.run.step(name, started, detail)
+
+    def failure(self, argv, rc, err):
+        """BackupError naming the program and its error in one line, secrets masked."""
+        lines = [line for line in err.splitlines() if line.strip()]
+        errors = [line for line in lines if ": error: " in line or ": ERROR: " in line
+                  or line.startswith(("ERROR", "DETAIL", "Command"))]
+        text = one_line("\n".join(errors or lines[-5:]) or "no message")
+        return BackupError("%s failed (exit %d): %s" % (os.path.basename(argv[0]), rc,
+                                                        mask_secrets(text[:2000], self.run.secrets)))
 
 
 def tool_info(choice):
@@ -824,21 +859,25 @@ def restore_source(module, database):
 
 
 def restore_with_psql(tools, pg_restore, path, target, drops, run):
-    """The drops and the dump's SQL in one psql transaction: all of it, or nothing."""
+    """The drops and the dump's SQL in one transaction, streamed from pg_restore into psql: all of it, or nothing.
+
+    psql first runs a file that opens the transaction and drops. pg_restore --single-transaction then writes its
+    own BEGIN (psql warns that one is open) and, only after everything else, the COMMIT. If pg_restore stops early,
+    psql reaches the end of its input inside the open transaction and exits: the server rolls it back. That is why
+    psql's own --single-transaction, which commits at the end of the input, is not used.
+    """
     psql = os.path.join(os.path.dirname(pg_restore.path), "psql")
     if not os.access(psql, os.X_OK):
         raise BackupError("no psql next to %s: install the PostgreSQL client there, or set drop_newer=false" % pg_restore.path)
-    script = os.path.join(tools.folder, "restore.sql")
     prefix = os.path.join(tools.folder, "drop_newer.sql")
     with open(prefix, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(drops) + "\n")
-    tools.execute("pg_restore", [pg_restore.path, "--clean", "--if-exists", "--no-owner", "--file=%s" % script, path],
-                  "pg_restore %s of %s to SQL" % (pg_restore.version, path), umask=0o077)
-    argv = [psql, "--no-psqlrc", "--quiet", "--no-password", "--single-transaction", "--set=ON_ERROR_STOP=1",
-            "--dbname=%s" % tools.dbname, "--file=%s" % prefix, "--file=%s" % script]
-    run.result["command"] = argv
-    tools.execute("psql", argv, "psql: drop %d newer objects, then restore %s into %s (one transaction)" % (
-        len(drops), path, target))
+        handle.write("\n".join(["BEGIN;"] + drops) + "\n")
+    producer = [pg_restore.path, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--file=-", path]
+    consumer = [psql, "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--dbname=%s" % tools.dbname,
+                "--file=%s" % prefix, "--file=-"]
+    run.result["command"] = producer + ["|"] + consumer
+    tools.pipe("psql", producer, consumer, "pg_restore %s of %s | psql: drop %d newer objects, then restore into %s "
+               "(one transaction)" % (pg_restore.version, path, len(drops), target))
 
 
 def restore(module, run):
