@@ -19,6 +19,10 @@ description:
     C(supabase_migrations.schema_migrations), an empty list when the table does not exist), the pg_dump version
     and C(created_at). The dump is written as C(<name>.dump.partial) and renamed only once checked, so a failed
     dump never looks like a backup. Dump and manifest files are created with mode C(0600).
+  - C(pg_dump) writes to the module, which computes the sha256 while it writes the file (and syncs it to disk, as
+    C(pg_dump -f) does), instead of reading the whole dump again afterwards. Like any dump written to a pipe, its
+    table of contents holds no data offsets; C(pg_restore) finds each table's data by skipping block headers,
+    also with O(jobs).
   - O(state=restored) restores a dump with C(pg_restore --clean --if-exists --no-owner --exit-on-error), in a
     single transaction (C(--single-transaction)) unless O(jobs) asks for a parallel restore. The dump is
     O(dump_file), the one O(manifest) names, or the newest dump of the target database in O(manifest) (a
@@ -371,7 +375,7 @@ durations:
   description: Seconds per step name, and C(total_s) for the whole run.
   returned: always
   type: dict
-  sample: {"connect": 0.02, "pg_dump": 41.3, "list": 0.05, "sha256": 0.4, "total_s": 41.9}
+  sample: {"connect": 0.02, "pg_dump": 41.3, "list": 0.05, "manifest": 0.0, "retention": 0.0, "total_s": 41.4}
 queries:
   description: Every statement the module ran itself, in order.
   returned: always
@@ -635,11 +639,10 @@ class Tools(object):
             return Candidate(tool, origin, path, problem=self._probed[path])
         return Candidate(tool, origin, path, version=self._probed[path])
 
-    def execute(self, name, argv, detail, umask=None):
+    def execute(self, name, argv, detail):
         """Run a program; return its stdout. Raise BackupError with its error in one line, secrets masked."""
         started = self.run.starting(detail)
-        rc, out, err = self.module.run_command(argv, environ_update=self.env, expand_user_and_vars=False,
-                                               umask=umask)
+        rc, out, err = self.module.run_command(argv, environ_update=self.env, expand_user_and_vars=False)
         if rc != 0:
             raise self.failure(argv, rc, err)
         self.run.step(name, started, detail)
@@ -669,6 +672,39 @@ class Tools(object):
                 with open(log, encoding="utf-8", errors="replace") as handle:
                     raise self.failure(argv, rc, handle.read())
         self.run.step(name, started, detail)
+
+    def capture(self, name, argv, path, detail):
+        """Run a program, writing its stdout to a new file ``path`` (mode 0600, synced to disk) while hashing it;
+        return (size, sha256). A failure to write stops the program first."""
+        started = self.run.starting(detail)
+        log = os.path.join(self.folder, "%s.stderr" % os.path.basename(argv[0]))
+        digest, size = hashlib.sha256(), 0
+        with open(log, "wb") as program_log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=program_log,
+                                    env=dict(os.environ, **self.env))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as target:
+                    while True:
+                        block = proc.stdout.read1(CHUNK)
+                        if not block:
+                            break
+                        digest.update(block)
+                        size += len(block)
+                        target.write(block)
+                    target.flush()
+                    os.fsync(target.fileno())
+            except OSError as exc:
+                proc.kill()
+                raise BackupError("cannot write %s: %s; %s was stopped" % (path, exc.strerror, os.path.basename(argv[0])))
+            finally:
+                proc.stdout.close()
+                rc = proc.wait()
+        if rc != 0:
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                raise self.failure(argv, rc, handle.read())
+        self.run.step(name, started, "%s (%s, sha256 %s)" % (detail, human_size(size), digest.hexdigest()))
+        return size, digest.hexdigest()
 
     def failure(self, argv, rc, err):
         """BackupError naming the program and its error in one line, secrets masked."""
@@ -762,7 +798,7 @@ def dump(module, run):
         dump_path = os.path.join(backup_dir, name)
         manifest_path = os.path.join(backup_dir, manifest_name(name))
         partial = dump_path + PARTIAL_SUFFIX
-        argv = [pg_dump.path, "--format=custom", "--no-password", "--file=%s" % partial]
+        argv = [pg_dump.path, "--format=custom", "--no-password"]
         argv += ["--schema=%s" % schema_pattern(s) for s in schemas]
         if params.get("lock_timeout"):
             argv.append("--lock-wait-timeout=%s" % params["lock_timeout"])
@@ -783,14 +819,13 @@ def dump(module, run):
         if not os.path.isdir(backup_dir):
             os.makedirs(backup_dir, mode=0o700)
         try:
-            tools.execute("pg_dump", argv, "pg_dump %s (%s) of %s to %s" % (
-                pg_dump.version, pg_dump.path, target, partial), umask=0o077)
-            if os.path.getsize(partial) == 0:
+            size, digest = tools.capture("pg_dump", argv, partial, "pg_dump %s (%s) of %s to %s" % (
+                pg_dump.version, pg_dump.path, target, partial))
+            if size == 0:
                 raise BackupError("pg_dump wrote an empty file %s" % partial)
             listing = tools.execute("list", [pg_restore.path, "--list", partial],
                                     "pg_restore %s --list %s" % (pg_restore.version, partial))
             archive = parse_archive_list(listing)
-            size, digest = checksum(run, partial)
             os.rename(partial, dump_path)
         finally:
             if os.path.exists(partial):
