@@ -501,6 +501,23 @@ def test_password_with_special_characters_reaches_pg_dump(app_db, ansible_module
     assert not back.failed, back.result["msg"]
 
 
+def test_a_dump_that_cannot_be_written_stops_pg_dump_and_leaves_nothing(app_db, ansible_module, tmp_path):
+    app_db.execute("CREATE TABLE public.bulk AS SELECT g, md5(g::text) || md5((g * 7)::text) AS v "
+                   "FROM generate_series(1, 200000) g")
+    limited = tmp_path / "python-with-2MB-files"
+    # Injected fault: the module may write no file over 2 MB (EFBIG, as ENOSPC on a full disk), its dump is bigger.
+    limited.write_text("#!%s\nimport os, resource, sys\nresource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))\n"
+                       "os.execv(sys.executable, [sys.executable] + sys.argv[1:])\n" % sys.executable)
+    limited.chmod(0o755)
+    backups = tmp_path / "backups"
+    run = ansible_module("pg_backup", dict(db_url=app_db.url, backup_dir=str(backups)), interpreter=str(limited))
+    assert run.failed
+    partial = Path(run.result["dump_file"] + ".partial")
+    assert run.result["msg"] == "cannot write %s: File too large; pg_dump was stopped" % partial
+    assert list(backups.iterdir()) == []
+    assert pg_dump_processes("dbname='%s'" % app_db.name) == []
+
+
 def pg_dump_processes(marker):
     """(pid, argv, environ) of running processes whose command line holds marker."""
     found = []
