@@ -300,7 +300,6 @@ from ansible_collections.slogate.supabase.plugins.module_utils.errors import Con
 from ansible_collections.slogate.supabase.plugins.module_utils.migrate import Engine, MigrationFailure, load_project, read_text
 from ansible_collections.slogate.supabase.plugins.module_utils.migration_plan import plan_latest, plan_rollback
 from ansible_collections.slogate.supabase.plugins.module_utils.postgres import jsonable, module_connect, pg_argument_spec
-from ansible_collections.slogate.supabase.plugins.module_utils.verify_call import verify_read_only
 
 SERVER = ("SELECT pg_catalog.current_setting('server_version') AS version, pg_catalog.clock_timestamp() AS now, "
           "pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY') AS may_create_temporary")
@@ -341,6 +340,8 @@ class Run(object):
         function = self.verifier_of(migration)
         if not function:
             return
+        # Imported here: most runs name no verifier, and importing it is a fifth of the module's own start-up.
+        from ansible_collections.slogate.supabase.plugins.module_utils.verify_call import verify_read_only
         try:
             outcome = verify_read_only(db, function)
         except SlogateError as exc:
