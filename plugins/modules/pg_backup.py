@@ -389,7 +389,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -427,6 +426,7 @@ from ansible_collections.slogate.supabase.plugins.module_utils.backup import (
     tool_connection,
     validate_options,
 )
+from ansible_collections.slogate.supabase.plugins.module_utils import pipes
 from ansible_collections.slogate.supabase.plugins.module_utils.conninfo import resolve_db_url
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import (
     ConfigurationError,
@@ -652,59 +652,34 @@ class Tools(object):
         """Run producer | consumer. A producer that failed by itself (not killed by the consumer leaving) is the
         cause of whatever the consumer then did with its cut-short output, so its failure is reported first."""
         started = self.run.starting(detail)
-        env = dict(os.environ, **self.env)
-        logs = [os.path.join(self.folder, "%s.stderr" % os.path.basename(argv[0])) for argv in (producer, consumer)]
-        with open(logs[0], "wb") as producer_log, open(logs[1], "wb") as consumer_log:
-            first = subprocess.Popen(producer, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=producer_log, env=env)
-            try:
-                second = subprocess.Popen(consumer, stdin=first.stdout, stdout=subprocess.DEVNULL, stderr=consumer_log,
-                                          env=env)
-            except OSError:
-                first.kill()
-                first.wait()
-                raise
-            finally:
-                first.stdout.close()  # the consumer holds the only reading end: a consumer that stops stops the producer
-            codes = second.wait(), first.wait()
-        order = ((producer, codes[1], logs[0]), (consumer, codes[0], logs[1]))
-        for argv, rc, log in order if codes[1] > 0 else order[::-1]:
+        logs = [self.stderr_path(argv) for argv in (producer, consumer)]
+        codes = pipes.pipe(producer, consumer, dict(os.environ, **self.env), logs)
+        order = ((producer, codes[0], logs[0]), (consumer, codes[1], logs[1]))
+        for argv, rc, log in order if codes[0] > 0 else order[::-1]:
             if rc != 0:
-                with open(log, encoding="utf-8", errors="replace") as handle:
-                    raise self.failure(argv, rc, handle.read())
+                raise self.failure_logged(argv, rc, log)
         self.run.step(name, started, detail)
 
     def capture(self, name, argv, path, detail):
         """Run a program, writing its stdout to a new file ``path`` (mode 0600, synced to disk) while hashing it;
         return (size, sha256). A failure to write stops the program first."""
         started = self.run.starting(detail)
-        log = os.path.join(self.folder, "%s.stderr" % os.path.basename(argv[0]))
-        digest, size = hashlib.sha256(), 0
-        with open(log, "wb") as program_log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=program_log,
-                                    env=dict(os.environ, **self.env))
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as target:
-                    while True:
-                        block = proc.stdout.read1(CHUNK)
-                        if not block:
-                            break
-                        digest.update(block)
-                        size += len(block)
-                        target.write(block)
-                    target.flush()
-                    os.fsync(target.fileno())
-            except OSError as exc:
-                proc.kill()
-                raise BackupError("cannot write %s: %s; %s was stopped" % (path, exc.strerror, os.path.basename(argv[0])))
-            finally:
-                proc.stdout.close()
-                rc = proc.wait()
+        log = self.stderr_path(argv)
+        try:
+            rc, size, digest = pipes.capture_to_file(argv, path, dict(os.environ, **self.env), log)
+        except pipes.WriteFailure as exc:
+            raise BackupError("cannot write %s: %s; %s was stopped" % (path, exc, os.path.basename(argv[0])))
         if rc != 0:
-            with open(log, encoding="utf-8", errors="replace") as handle:
-                raise self.failure(argv, rc, handle.read())
-        self.run.step(name, started, "%s (%s, sha256 %s)" % (detail, human_size(size), digest.hexdigest()))
-        return size, digest.hexdigest()
+            raise self.failure_logged(argv, rc, log)
+        self.run.step(name, started, "%s (%s, sha256 %s)" % (detail, human_size(size), digest))
+        return size, digest
+
+    def stderr_path(self, argv):
+        return os.path.join(self.folder, "%s.stderr" % os.path.basename(argv[0]))
+
+    def failure_logged(self, argv, rc, log):
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            return self.failure(argv, rc, handle.read())
 
     def failure(self, argv, rc, err):
         """BackupError naming the program and its error in one line, secrets masked."""
