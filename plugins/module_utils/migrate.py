@@ -185,10 +185,14 @@ class Engine(object):
         self._autocommit(True)
         self.db.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,), record=False)
 
-    def end_run(self):
-        """Make every commit of the run durable, then release the migration lock."""
+    def end_run(self, failing=False):
+        """Make every commit of the run durable, then release the migration lock. When the run is already failing,
+        a failure to flush is not raised: it would hide the failure that ended the run."""
         try:
             self.make_durable()
+        except MigrationFailure:
+            if not failing:
+                raise
         finally:
             self.release_lock()
 

@@ -417,12 +417,14 @@ def main():
             writing = state != "status" and not module.check_mode
             if writing:
                 engine.acquire_lock(params["lock_wait"])
+            failing = True  # also when execute() ends the module with fail_json
             try:
                 execute(module, run, engine, project, writing)
+                failing = False
             finally:
                 run.result["executed_statements"] = engine.executed_statements
                 if writing and not db.connection.closed:
-                    engine.end_run()
+                    engine.end_run(failing)
     except SlogateError as exc:
         run.fail(str(exc))
     for item in run.result["drift"]:

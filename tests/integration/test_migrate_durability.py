@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.slogate.supabase.plugins.module_utils.migrate import Engine, MigrationFailure, load_project
+from ansible_collections.slogate.supabase.plugins.module_utils.migration_plan import plan_latest
+from ansible_collections.slogate.supabase.plugins.module_utils.postgres import connect
 from pgserver import PgServer, run_sql
 
 pytestmark = pytest.mark.integration
@@ -72,3 +75,27 @@ def test_without_the_temporary_privilege_every_file_waits_for_its_flush(durable_
     assert not run.failed, run.result["msg"]
     durable_server.crash_and_restart()
     assert run_sql(admin, "SELECT count(*) FROM supabase_migrations.schema_migrations")[0][0] == COUNT
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_a_flush_that_fails_is_raised_unless_the_run_already_fails(pg_db, tmp_path, failing):
+    pg_db.execute("CREATE ROLE flush_%s LOGIN PASSWORD 'flush-pw'; REVOKE TEMPORARY ON DATABASE %s FROM PUBLIC; "
+                  "GRANT CREATE ON DATABASE %s TO flush_%s; GRANT CREATE ON SCHEMA public TO flush_%s"
+                  % ((pg_db.name,) * 5))
+    pg_db.created_roles.append("flush_%s" % pg_db.name)
+    project = load_project(str(project_of(tmp_path / "project", 1)))
+    with connect({"db_url": pg_db.server.url_for(pg_db.name, user="flush_%s" % pg_db.name, password="flush-pw")}) as db:
+        engine = Engine(db, defer_flush=True)  # as if the TEMPORARY privilege had been there when the run began
+        engine.acquire_lock(10)
+        engine.ensure_history()
+        for migration in plan_latest(project.local, engine.read_history()).to_apply:
+            engine.apply(migration, project.statements[migration.version], project.modes[migration.version])
+        if failing:
+            engine.end_run(failing=True)
+        else:
+            with pytest.raises(MigrationFailure, match="the files were committed, but waiting for their WAL flush "
+                                                       "failed .*permission denied to create temporary tables"):
+                engine.end_run()
+        assert db.fetch_one("SELECT count(*) AS held FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+                            "AND pid = pg_catalog.pg_backend_pid()", record=False)["held"] == 0
+    assert pg_db.scalar("SELECT count(*) FROM supabase_migrations.schema_migrations") == 1
