@@ -31,6 +31,7 @@ from common import ROOT, VENV_BIN, ansible_env, psql_path, start_server, write_r
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / ".venv" / "collections"))
 
+from pgserver import run_sql  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
 from supabase_cli import ensure_cli  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
 
 from ansible_collections.slogate.supabase.plugins.module_utils import migrate  # noqa: E402  pylint: disable=wrong-import-position
@@ -86,16 +87,6 @@ def fresh_database(admin_url, server):
     conn.cursor().execute('CREATE DATABASE "%s"' % name)
     conn.close()
     return server.url_for(name)
-
-
-def fetch_setting(url, name):
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_catalog.current_setting(%s)", (name,))
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
 
 
 def run(label, command, env=None):
@@ -155,7 +146,8 @@ def main():
     cli = ensure_cli()
     server = start_server(durable=not options.no_fsync)
     print("server: fsync %s, synchronous_commit %s" % tuple(
-        fetch_setting(server.url, name) for name in ("fsync", "synchronous_commit")), flush=True)
+        run_sql(server.url, "SELECT pg_catalog.current_setting(%s)", (name,))[0][0]
+        for name in ("fsync", "synchronous_commit")), flush=True)
     work = Path(tempfile.mkdtemp(prefix="slogate-bench-migrate-"))
     tools = {"supabase db push": lambda p, u: by_cli(cli, p, u), "module (ansible task)": by_module,
              "native engine": by_engine, "psql, one session": by_psql}

@@ -2,7 +2,8 @@
 # Copyright: slogate.supabase contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Programs whose output is too big to hold in memory: streamed into a file while it is hashed, or piped into a
-second program. AnsibleModule.run_command keeps all of a program's output in memory and runs one program at a time.
+second program; and the sha256 of a file read the same way. AnsibleModule.run_command keeps all of a program's
+output in memory and runs one program at a time.
 
 No Ansible import. stderr goes to files, so no pipe can fill up and stall a program.
 """
@@ -54,6 +55,19 @@ def capture_to_file(argv, path, env, stderr_path):
             proc.stdout.close()
             code = proc.wait()
     return code, size, digest.hexdigest()
+
+
+def sha256_of(path):
+    """(size, sha256 hex) of a file, read a chunk at a time."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(CHUNK)
+            if not block:
+                break
+            size += len(block)
+            digest.update(block)
+    return size, digest.hexdigest()
 
 
 def pipe(producer, consumer, env, stderr_paths):

@@ -384,7 +384,6 @@ queries:
 """
 
 import datetime
-import hashlib
 import importlib.util
 import json
 import os
@@ -443,7 +442,6 @@ from ansible_collections.slogate.supabase.plugins.module_utils.postgres import (
 MIGRATIONS_TABLE = "SELECT pg_catalog.to_regclass('supabase_migrations.schema_migrations') IS NOT NULL AS present"
 MIGRATION_VERSIONS = "SELECT version::text AS version FROM supabase_migrations.schema_migrations ORDER BY version"
 SCHEMAS = "SELECT n.nspname AS name FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY(%s)"
-CHUNK = 4 * 1024 * 1024
 
 
 class Run(object):
@@ -695,22 +693,9 @@ def tool_info(choice):
     return dict(path=choice.path, version=choice.version, origin=choice.origin)
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while True:
-            block = handle.read(CHUNK)
-            if not block:
-                break
-            size += len(block)
-            digest.update(block)
-    return size, digest.hexdigest()
-
-
 def checksum(run, path):
     started = run.starting("sha256 of %s" % path)
-    size, digest = sha256_of(path)
+    size, digest = pipes.sha256_of(path)
     run.step("sha256", started, "sha256 of %s (%s): %s" % (path, human_size(size), digest))
     return size, digest
 
