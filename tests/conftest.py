@@ -206,11 +206,13 @@ def run_ansible(cmd, check, diff, verbosity, env, timeout):
     return subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(env), cwd=str(ROOT), timeout=timeout)
 
 
-def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False, interpreter=None):
-    """Run slogate.supabase.<module> through the `ansible` CLI on localhost."""
+def run_module(module, args=None, check=False, verbosity=0, env=None, diff=False, interpreter=None, in_worker=True):
+    """Run slogate.supabase.<module> through the `ansible` CLI on localhost; in_worker=False makes a module that can
+    run in the Ansible worker run as a module (slogate_supabase_in_controller=false)."""
+    switch = [] if in_worker else ["-e", "slogate_supabase_in_controller=false"]
     proc = run_ansible([str(VENV_BIN / "ansible"), "localhost", "-m", "slogate.supabase.%s" % module,
-                        "-a", json.dumps(args or {}), "-e", "ansible_python_interpreter=%s" % (interpreter or sys.executable)],
-                       check, diff, verbosity, env, timeout=300)
+                        "-a", json.dumps(args or {}), "-e", "ansible_python_interpreter=%s" % (interpreter or sys.executable)]
+                       + switch, check, diff, verbosity, env, timeout=300)
     return ModuleRun(parse_adhoc_result(proc.stdout), proc.returncode, proc.stdout, proc.stderr)
 
 

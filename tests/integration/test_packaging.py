@@ -166,8 +166,9 @@ def test_the_demo_deploys_from_the_installed_copy(installed):
         # -vvv names the file of every task and of every module sent: all of them from the installed copy.
         task_paths = re.findall(r"^task path: (\S+?):\d+$", output, re.M)
         module_files = re.findall(r"^Using module file (\S+)$", output, re.M)
-        ours = [path for path in task_paths + module_files if not path.startswith(ANSIBLE_CORE)]
+        worker_files = re.findall(r"supabase_migrate runs in the Ansible worker \(.*\), code from (\S+)$", output, re.M)
+        ours = [path for path in task_paths + module_files + worker_files if not path.startswith(ANSIBLE_CORE)]
         assert any("/roles/deploy/tasks/" in path for path in task_paths), task_paths[:5]
-        assert any(path.endswith("/plugins/modules/supabase_migrate.py") for path in module_files), module_files[:5]
+        assert any(path.endswith("/plugins/module_utils/migrate_task.py") for path in worker_files), worker_files[:5]
         outside = sorted({path for path in ours if not path.startswith(str(installed.path) + "/")})
         assert outside == [], "files used from outside the installed copy: %s" % outside[:10]

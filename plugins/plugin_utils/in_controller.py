@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: slogate.supabase contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running a module's code inside the Ansible worker instead of as a module.
+
+With a local connection, no become, no async and no task environment, and the
+task's Python being the one that runs Ansible, a module would run on this very
+machine, under this very interpreter, with this very environment. Running its
+code here then gives the same result without building the AnsiballZ payload,
+writing it to a temporary folder and starting a second Python that compiles
+ansible.module_utils again: about half a second per task on a 2-core machine.
+Any other case runs the module as usual.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import sys
+
+from ansible import constants as C
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.common.process import get_bin_path
+from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.parsing.convert_bool import boolean
+
+# A task or host variable; false makes every slogate.supabase module that can run in the worker run as a module.
+SWITCH = "slogate_supabase_in_controller"
+
+
+def same_python(path, python=None):
+    """True when path names this Python: the same binary in the same folder (a virtualenv's python is a link to
+    the base interpreter, so the binary alone does not say which site-packages it sees)."""
+    python = python or sys.executable
+    try:
+        return (os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(python))
+                and os.path.samefile(path, python))
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def reason_to_run_as_module(action, task_vars):
+    """Why this task must run as a module; None when running its code in the worker gives the same result."""
+    try:
+        wanted = boolean(task_vars.get(SWITCH, True), strict=True)
+    except TypeError:
+        return "%s is not a boolean" % SWITCH
+    if not wanted:
+        return "%s is false" % SWITCH
+    transport = getattr(action._connection, "transport", None)
+    if transport != "local":
+        return "the connection is %s, not local" % transport
+    if action._play_context.become:
+        return "become is set"
+    if action._task.async_val:
+        return "the task is async"
+    environment = {}
+    action._compute_environment_string(raw_environment_out=environment)
+    if environment:
+        return "the task sets environment (%s)" % ", ".join(sorted(environment))
+    interpreter = task_python(action, task_vars)
+    if not interpreter or not same_python(interpreter):
+        return "its Python (%s) is not the one running Ansible (%s)" % (interpreter or "to be discovered", sys.executable)
+    return None
+
+
+def task_python(action, task_vars):
+    """The interpreter the module would run under, when it is known without running anything on the target."""
+    configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=task_vars)
+    interpreter = str(action._templar.template(configured) or "").strip()
+    if interpreter in ("", "auto", "auto_legacy", "auto_silent", "auto_legacy_silent"):
+        interpreter = (task_vars.get("ansible_facts") or {}).get("discovered_interpreter_python") or ""
+    return interpreter
+
+
+class ModuleExit(Exception):
+    """exit_json or fail_json was called; result is what the module would have printed."""
+
+    def __init__(self, result):
+        super(ModuleExit, self).__init__(result.get("msg", ""))
+        self.result = result
+
+
+class WorkerModule(object):
+    """The part of AnsibleModule that slogate.supabase's modules use, for a run inside the worker.
+
+    Arguments are checked by the same ArgumentSpecValidator AnsibleModule uses, and the result goes through the
+    same no_log scrubbing and a JSON round trip, so it is what the module would have returned.
+    """
+
+    def __init__(self, name, argument_spec, args, check_mode, diff):
+        self._name = name
+        self.check_mode = bool(check_mode)
+        self._diff = bool(diff)
+        self._warnings = []
+        self.params = dict(args)
+        self.no_log_values = set()
+        validation = ArgumentSpecValidator(argument_spec).validate(self.params)
+        self.params.update(validation.validated_parameters)
+        self.no_log_values.update(no_log_values(argument_spec, self.params))
+        if validation.error_messages:
+            msg = validation.errors.msg
+            if isinstance(validation.errors[0], UnsupportedError):
+                msg = "Unsupported parameters for (%s) module: %s" % (name, msg)
+            self.fail_json(msg=msg)
+
+    def warn(self, warning):
+        self._warnings.append(str(warning))
+
+    def get_bin_path(self, arg, required=False, opt_dirs=None):
+        try:
+            return get_bin_path(arg, opt_dirs=opt_dirs)
+        except ValueError as exc:
+            if required:
+                self.fail_json(msg=str(exc))
+        return None
+
+    def exit_json(self, **result):
+        raise ModuleExit(self._formatted(result))
+
+    def fail_json(self, msg, **result):
+        result.pop("exception", None)  # a traceback only where AnsibleModule would show one: never by default
+        result.update(failed=True, msg=str(msg))
+        raise ModuleExit(self._formatted(result))
+
+    def _formatted(self, result):
+        result.setdefault("invocation", {"module_args": self.params})
+        if self._warnings:
+            result["warnings"] = list(self._warnings)
+        preserved = dict((key, value) for key, value in result.items() if value is None or isinstance(value, bool))
+        result = remove_values(result, self.no_log_values)
+        result.update(preserved)
+        # A module's result reaches the controller as JSON: the same types here.
+        return json.loads(json.dumps(result))
+
+
+def no_log_values(argument_spec, params):
+    """The values of the no_log options (and their aliases), as AnsibleModule collects them."""
+    values = set()
+    for name, spec in argument_spec.items():
+        if not spec.get("no_log"):
+            continue
+        for key in [name] + list(spec.get("aliases") or []):
+            value = params.get(key)
+            if value not in (None, ""):
+                values.add(str(value))
+    return values
+
+
+def run_in_worker(name, argument_spec, run_task, args, check_mode, diff):
+    """Run run_task(module) here; return its result. An unexpected error fails the task in one line."""
+    module = None
+    try:
+        module = WorkerModule(name, argument_spec, args, check_mode, diff)
+        run_task(module)
+    except ModuleExit as done:
+        return done.result
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        secrets = module.no_log_values if module else no_log_values(argument_spec, args)
+        msg = "%s stopped on an unexpected %s: %s" % (name, type(exc).__name__, exc)
+        return dict(failed=True, msg=remove_values(msg, secrets))
+    return dict(failed=True, msg="%s ended without a result" % name)
