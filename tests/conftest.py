@@ -234,11 +234,12 @@ class PlaybookRun:
         return {key: int(value) for key, value in (pair.split("=") for pair in line.split(":", 1)[1].split())}
 
 
-def run_playbook(playbook, extra_vars=None, check=False, diff=False, verbosity=0, env=None):
-    """Run a playbook file with ansible-playbook against localhost."""
-    proc = run_ansible([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-                        "-e", "ansible_python_interpreter=%s" % sys.executable, "-e", json.dumps(extra_vars or {})],
-                       check, diff, verbosity, env, timeout=900)
+def run_playbook(playbook, extra_vars=None, check=False, diff=False, verbosity=0, env=None, python=sys.executable):
+    """Run a playbook file with ansible-playbook against localhost; python=None leaves ansible_python_interpreter
+    to the inventory and the play."""
+    interpreter = ["-e", "ansible_python_interpreter=%s" % python] if python else []
+    proc = run_ansible([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+                       + interpreter + ["-e", json.dumps(extra_vars or {})], check, diff, verbosity, env, timeout=900)
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -69,6 +69,9 @@ def reason_to_run_as_module(action, task_vars):
 
 def task_python(action, task_vars):
     """The interpreter the module would run under, when it is known without running anything on the target."""
+    if action._task.delegate_to:
+        # As ActionBase picks the interpreter of a delegated task: from the delegated host's variables.
+        task_vars = (task_vars.get("ansible_delegated_vars") or {}).get(action._task.delegate_to) or {}
     configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=task_vars)
     interpreter = str(action._templar.template(configured) or "").strip()
     if interpreter in ("", "auto", "auto_legacy", "auto_silent", "auto_legacy_silent"):

@@ -192,3 +192,34 @@ def test_a_task_environment_runs_it_as_a_module(ansible_playbook, databases, pro
     run = ansible_playbook(playbook, dict(project=str(projects[True]), url=databases[True]), verbosity=3)
     assert run.rc == 0, run.stdout[-2000:]
     assert "runs as a module: the task sets environment (SUPABASE_DB_URL)" in run.stdout
+
+
+def test_a_task_delegated_to_localhost_runs_in_the_worker(ansible_playbook, databases, projects, tmp_path):
+    """The Python that counts is the delegated host's (localhost: Ansible's own), not db1's."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Localhost runs modules with the Python running Ansible
+      ansible.builtin.set_fact:
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    - name: A database host reached over SSH with its own Python (never contacted here)
+      ansible.builtin.add_host:
+        name: db1
+        ansible_host: 192.0.2.10
+        ansible_connection: ssh
+        ansible_python_interpreter: /opt/elsewhere/bin/python3
+- hosts: db1
+  gather_facts: false
+  tasks:
+    - name: Status from the controller
+      slogate.supabase.supabase_migrate:
+        project_dir: "{{ project }}"
+        db_url: "{{ url }}"
+        state: status
+      delegate_to: localhost
+""")
+    run = ansible_playbook(playbook, dict(project=str(projects[True]), url=databases[True]), verbosity=3, python=None)
+    assert run.rc == 0, run.stdout[-2000:]
+    assert IN_WORKER in run.stdout and "ok: [db1 -> localhost]" in run.stdout
