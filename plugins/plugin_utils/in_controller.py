@@ -99,7 +99,7 @@ class WorkerModule(object):
         self.check_mode = bool(check_mode)
         self._diff = bool(diff)
         self._warnings = []
-        self.params = dict(args)
+        self.params = plain(args)
         self.no_log_values = set()
         validation = ArgumentSpecValidator(argument_spec).validate(self.params)
         self.params.update(validation.validated_parameters)
@@ -138,6 +138,14 @@ class WorkerModule(object):
         result.update(preserved)
         # A module's result reaches the controller as JSON: the same types here.
         return json.loads(json.dumps(result))
+
+
+def plain(args):
+    """The arguments as a module receives them: through JSON, so templated values arrive as plain str, list, dict."""
+    try:
+        return json.loads(json.dumps(dict(args)))
+    except (TypeError, ValueError):
+        return dict(args)
 
 
 def no_log_values(argument_spec, params):

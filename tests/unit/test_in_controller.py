@@ -122,3 +122,12 @@ def test_get_bin_path_finds_or_fails():
     with pytest.raises(ModuleExit) as stopped:
         found.get_bin_path("no-such-binary-here", required=True)
     assert "no-such-binary-here" in stopped.value.result["msg"]
+
+
+def test_arguments_arrive_as_plain_json_types():
+    class TaggedStr(str):
+        pass
+
+    checked = module(dict(project_dir=TaggedStr("/srv"), db_url=TaggedStr(URL)))
+    assert type(checked.params["project_dir"]) is str and type(checked.params["db_url"]) is str
+
