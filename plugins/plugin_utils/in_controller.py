@@ -21,6 +21,7 @@ import os
 import sys
 
 from ansible import constants as C
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.process import get_bin_path
@@ -44,10 +45,12 @@ def same_python(path, python=None):
 
 def reason_to_run_as_module(action, task_vars):
     """Why this task must run as a module; None when running its code in the worker gives the same result."""
+    value = action._templar.template(task_vars.get(SWITCH, True))
     try:
-        wanted = boolean(task_vars.get(SWITCH, True), strict=True)
+        wanted = boolean(value, strict=True)
     except TypeError:
-        return "%s is not a boolean" % SWITCH
+        raise AnsibleActionFail("%s must be true or false, got %r: set it to false to run the module as a module, "
+                                "or leave it out" % (SWITCH, value))
     if not wanted:
         return "%s is false" % SWITCH
     transport = getattr(action._connection, "transport", None)

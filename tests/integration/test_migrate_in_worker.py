@@ -223,3 +223,22 @@ def test_a_task_delegated_to_localhost_runs_in_the_worker(ansible_playbook, data
     run = ansible_playbook(playbook, dict(project=str(projects[True]), url=databases[True]), verbosity=3, python=None)
     assert run.rc == 0, run.stdout[-2000:]
     assert IN_WORKER in run.stdout and "ok: [db1 -> localhost]" in run.stdout
+
+
+def test_a_switch_that_is_not_a_boolean_fails_in_one_line(ansible_playbook, projects, tmp_path):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("""
+- hosts: localhost
+  gather_facts: false
+  vars:
+    slogate_supabase_in_controller: maybe
+  tasks:
+    - name: Status
+      slogate.supabase.supabase_migrate:
+        project_dir: "{{ project }}"
+        state: status
+""")
+    run = ansible_playbook(playbook, dict(project=str(projects[True])))
+    assert run.rc != 0
+    assert "slogate_supabase_in_controller must be true or false, got 'maybe'" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
