@@ -16,12 +16,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib
 import json
 import os
 import sys
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible.utils.vars import merge_hash
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.process import get_bin_path
@@ -82,8 +86,9 @@ def task_python(action, task_vars):
     return interpreter
 
 
-class ModuleExit(Exception):
-    """exit_json or fail_json was called; result is what the module would have printed."""
+class ModuleExit(BaseException):
+    """exit_json or fail_json was called; result is what the module would have printed. A BaseException, as the
+    module's SystemExit is, so that the module's own except clauses treat both alike."""
 
     def __init__(self, result):
         super(ModuleExit, self).__init__(result.get("msg", ""))
@@ -177,3 +182,47 @@ def run_in_worker(name, argument_spec, run_task, args, check_mode, diff):
         msg = "%s stopped on an unexpected %s: %s" % (name, type(exc).__name__, exc)
         return dict(failed=True, msg=remove_values(msg, secrets))
     return dict(failed=True, msg="%s ended without a result" % name)
+
+
+class WorkerAction(ActionBase):
+    """The action plugin of a module that can run in the worker. TASK_CODE names the Python module that holds its
+    argument_spec() and run_task(module); NEEDS_PSYCOPG2 says whether that code needs the driver here."""
+
+    MODULE = None
+    TASK_CODE = None
+    NEEDS_PSYCOPG2 = True
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(WorkerAction, self).run(tmp, task_vars)
+        del tmp
+        code, reason = None, reason_to_run_as_module(self, task_vars)
+        if reason is None:
+            code, reason = self._worker_code()
+        if code is not None:
+            Display().vvv("%s runs in the Ansible worker (local connection, same Python), code from %s"
+                          % (self.MODULE, code.__file__), host=self._play_context.remote_addr)
+            result.update(run_in_worker(self.MODULE, code.argument_spec(), code.run_task, self._task.args,
+                                        self._task.check_mode, self._task.diff))
+            return result
+        Display().vvv("%s runs as a module: %s" % (self.MODULE, reason), host=self._play_context.remote_addr)
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _worker_code(self):
+        """(the task's code, None) when it can run here, else (None, why not)."""
+        try:
+            code = importlib.import_module(self.TASK_CODE)
+            if self.NEEDS_PSYCOPG2:
+                from ansible_collections.slogate.supabase.plugins.module_utils.postgres import HAS_PSYCOPG2
+                if not HAS_PSYCOPG2:
+                    return None, "psycopg2 is missing from the Python running Ansible"
+        except ImportError as exc:
+            return None, "its code cannot be imported here (%s)" % exc
+        return code, None
