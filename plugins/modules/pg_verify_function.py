@@ -25,6 +25,7 @@ description:
   - The call runs in one transaction, committed unless O(read_only) or check mode.
 extends_documentation_fragment:
   - slogate.supabase.postgres
+  - slogate.supabase.in_worker
 options:
   function:
     description:
@@ -220,19 +221,21 @@ from ansible_collections.slogate.supabase.plugins.module_utils.verify_call impor
 )
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=pg_argument_spec(
-            function=dict(type="str", required=True),
-            schema=dict(type="str", default="public"),
-            args=dict(type="raw", default=[]),
-            expect=dict(type="raw"),
-            expect_rows=dict(type="int"),
-            read_only=dict(type="bool", default=False),
-            when_missing=dict(type="str", choices=["fail", "skip"], default="fail"),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    """The module's options, for AnsibleModule and for its run in the Ansible worker (the action plugin)."""
+    return pg_argument_spec(
+        function=dict(type="str", required=True),
+        schema=dict(type="str", default="public"),
+        args=dict(type="raw", default=[]),
+        expect=dict(type="raw"),
+        expect_rows=dict(type="int"),
+        read_only=dict(type="bool", default=False),
+        when_missing=dict(type="str", choices=["fail", "skip"], default="fail"),
     )
+
+
+def run_task(module):
+    """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json or fail_json."""
     read_only = module.params["read_only"]
     keep = not (read_only or module.check_mode)
     result = dict(changed=False, ok=False, missing=False, checks=[], failed_checks=[], reasons=[], queries=[],
@@ -282,6 +285,10 @@ def main():
     if not verdict.ok:
         module.fail_json(msg=msg, **result)
     module.exit_json(msg=msg, **result)
+
+
+def main():
+    run_task(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ description:
     steps 1 and 2). The first verifier that fails stops the run; its migration stays applied, later ones stay pending.
 extends_documentation_fragment:
   - slogate.supabase.postgres
+  - slogate.supabase.in_worker
 options:
   project_dir:
     description:
@@ -96,17 +97,6 @@ options:
     type: dict
     default: {}
 attributes:
-  action:
-    description: Runs through an action plugin of the same name, which runs the module's code in the Ansible worker when
-      that gives the same result as running the module.
-    support: full
-    details:
-      - That is when the connection is C(local), without C(become), C(async) or a task C(environment), and the task's
-        Python (C(ansible_python_interpreter)) is the one running Ansible, with psycopg2. Then no module payload is
-        built, written and started in a second Python, which saves about half a second per task.
-      - In every other case, or with the variable C(slogate_supabase_in_controller=false), it runs as a module.
-      - The arguments are checked, secrets masked and the result shaped the same way both ways; C(-vvv) says which
-        way a task ran.
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full

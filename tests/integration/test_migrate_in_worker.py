@@ -3,14 +3,12 @@ two could differ."""
 
 import shutil
 import sys
-import uuid
-
-import psycopg2
 
 import pytest
 
 import kit
 from pgserver import run_sql
+from worker_parity import PATHS, comparable, database_pair, drop_pair
 
 pytestmark = pytest.mark.integration
 
@@ -18,45 +16,20 @@ TRICKY = kit.ROOT / "tests" / "integration" / "projects" / "tricky"
 HISTORY = "SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version"
 IN_WORKER = "supabase_migrate runs in the Ansible worker"
 AS_MODULE = "supabase_migrate runs as a module"
-PATHS = (True, False)  # in the worker, as a module
-
-
-def admin(server, statement):
-    conn = psycopg2.connect(server.admin_url)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(statement)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
 def databases(pg_server):
     """One database per path, dropped afterwards."""
-    names = {path: "slogate_w_%s" % uuid.uuid4().hex[:12] for path in PATHS}
-    for name in names.values():
-        admin(pg_server, 'CREATE DATABASE "%s"' % name)
-    yield {path: pg_server.url_for(name) for path, name in names.items()}
-    for name in names.values():
-        admin(pg_server, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    pair = database_pair(pg_server)
+    yield {path: url for path, (_name, url) in pair.items()}
+    drop_pair(pg_server, pair)
 
 
 @pytest.fixture
 def projects(tmp_path):
     """One copy of the tricky project per path, so a test may change one the same way as the other."""
     return {path: shutil.copytree(TRICKY, tmp_path / ("worker" if path else "module")) for path in PATHS}
-
-
-def comparable(value, names):
-    """A result without what differs between two runs: durations, the server's clock, the folder and database names."""
-    if isinstance(value, dict):
-        return {key: comparable(item, names) for key, item in value.items() if key not in ("duration_ms", "server_time")}
-    if isinstance(value, list):
-        return [comparable(item, names) for item in value]
-    if isinstance(value, str):
-        for name, placeholder in names.items():
-            value = value.replace(name, placeholder)
-    return value
 
 
 def names_of(path, projects, databases=None):

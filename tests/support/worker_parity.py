@@ -1,0 +1,46 @@
+"""Running a module in the Ansible worker and as a module, and comparing the two results."""
+
+import uuid
+
+import psycopg2
+
+PATHS = (True, False)  # in the worker, as a module
+
+
+def admin(admin_url, statement):
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(statement)
+    finally:
+        conn.close()
+
+
+def database_pair(server):
+    """{path: (name, url)}: one new database per path; drop_pair() removes them."""
+    names = {path: "slogate_w_%s" % uuid.uuid4().hex[:12] for path in PATHS}
+    for name in names.values():
+        admin(server.admin_url, 'CREATE DATABASE "%s"' % name)
+    return {path: (name, server.url_for(name)) for path, name in names.items()}
+
+
+def drop_pair(server, pair):
+    for name, _url in pair.values():
+        admin(server.admin_url, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
+def comparable(value, names):
+    """A result without what differs between two runs: durations, clocks, and the given names (folders, databases)."""
+    if isinstance(value, dict):
+        return {key: comparable(item, names) for key, item in value.items()
+                if key not in ("duration_ms", "server_time", "elapsed_ms", "seconds")}
+    if isinstance(value, list):
+        return [comparable(item, names) for item in value]
+    if isinstance(value, str):
+        for name, placeholder in names.items():
+            value = value.replace(name, placeholder)
+    return value
+
+
+def marker(module, in_worker):
+    return "%s runs %s" % (module, "in the Ansible worker" if in_worker else "as a module")
