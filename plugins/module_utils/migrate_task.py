@@ -98,9 +98,9 @@ def cli_push(module, project_dir, include_all):
             proc.returncode, mask_secrets(tail, [parts.password or "", url])))
 
 
-def argument_spec():
-    """supabase_migrate's options, for the module and for its run in the controller."""
-    return pg_argument_spec(
+def module_kwargs():
+    """supabase_migrate's AnsibleModule arguments, for the module and for its run in the Ansible worker."""
+    return dict(supports_check_mode=True, argument_spec=pg_argument_spec(
         project_dir=dict(type="path", required=True),
         state=dict(type="str", choices=["latest", "status", "rolled_back"], default="latest"),
         target=dict(type="str"),
@@ -111,7 +111,7 @@ def argument_spec():
         allow_irreversible=dict(type="bool", default=False),
         lock_wait=dict(type="int", default=300),
         verify=dict(type="dict", default={}),
-    )
+    ))
 
 
 def run_task(module):

@@ -221,9 +221,9 @@ from ansible_collections.slogate.supabase.plugins.module_utils.verify_call impor
 )
 
 
-def argument_spec():
-    """The module's options, for AnsibleModule and for its run in the Ansible worker (the action plugin)."""
-    return pg_argument_spec(
+def module_kwargs():
+    """AnsibleModule's arguments, for the module and for its run in the Ansible worker (the action plugin)."""
+    return dict(argument_spec=pg_argument_spec(
         function=dict(type="str", required=True),
         schema=dict(type="str", default="public"),
         args=dict(type="raw", default=[]),
@@ -231,7 +231,7 @@ def argument_spec():
         expect_rows=dict(type="int"),
         read_only=dict(type="bool", default=False),
         when_missing=dict(type="str", choices=["fail", "skip"], default="fail"),
-    )
+    ), supports_check_mode=True)
 
 
 def run_task(module):
@@ -288,7 +288,7 @@ def run_task(module):
 
 
 def main():
-    run_task(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+    run_task(AnsibleModule(**module_kwargs()))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ description:
     seconds, and stops early on C(rollback) or C(critical).
 extends_documentation_fragment:
   - slogate.supabase.postgres
+  - slogate.supabase.in_worker
 options:
   rules:
     description:
@@ -471,8 +472,9 @@ def refresh_failures(db, params, since, as_of):
     return {"mv_refresh_failures": int(row["failures"])}
 
 
-def main():
-    module = AnsibleModule(
+def module_kwargs():
+    """AnsibleModule's arguments, for the module and for its run in the Ansible worker (the action plugin)."""
+    return dict(
         argument_spec=pg_argument_spec(
             rules=dict(type="list", elements="dict"),
             preset=dict(type="str", choices=sorted(slo.PRESETS), default="runbook"),
@@ -504,6 +506,10 @@ def main():
         required_if=[("source", "prometheus", ["prometheus_url"]), ("source", "locust", ["path"]), ("source", "k6", ["path"])],
         supports_check_mode=True,
     )
+
+
+def run_task(module):
+    """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json or fail_json."""
     params = module.params
     result = dict(changed=False, queries=[], polls=0)
     db = None
@@ -595,6 +601,10 @@ def keep_watching(params, decision, fixed_as_of, watch_start, as_of):
     if (as_of - watch_start).total_seconds() >= (wanted + 1) * params["bucket_seconds"] + grace:
         return False   # the deadline: what is still held stays held, and a person decides
     return decision.window[2] < wanted or decision.decision == "hold"
+
+
+def main():
+    run_task(AnsibleModule(**module_kwargs()))
 
 
 if __name__ == "__main__":

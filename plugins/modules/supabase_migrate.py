@@ -292,11 +292,11 @@ engine:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.slogate.supabase.plugins.module_utils.migrate_task import argument_spec, run_task
+from ansible_collections.slogate.supabase.plugins.module_utils.migrate_task import module_kwargs, run_task
 
 
 def main():
-    run_task(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True))
+    run_task(AnsibleModule(**module_kwargs()))
 
 
 if __name__ == "__main__":

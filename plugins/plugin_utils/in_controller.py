@@ -32,6 +32,9 @@ from ansible.module_utils.common.process import get_bin_path
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 
+# AnsibleModule's keyword arguments that ArgumentSpecValidator takes as well.
+VALIDATION_RULES = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+
 # A task or host variable; false makes every slogate.supabase module that can run in the worker run as a module.
 SWITCH = "slogate_supabase_in_controller"
 
@@ -102,14 +105,16 @@ class WorkerModule(object):
     same no_log scrubbing and a JSON round trip, so it is what the module would have returned.
     """
 
-    def __init__(self, name, argument_spec, args, check_mode, diff):
+    def __init__(self, name, module_kwargs, args, check_mode, diff):
         self._name = name
         self.check_mode = bool(check_mode)
         self._diff = bool(diff)
         self._warnings = []
         self.params = plain(args)
         self.no_log_values = set()
-        validation = ArgumentSpecValidator(argument_spec).validate(self.params)
+        argument_spec = module_kwargs["argument_spec"]
+        rules = dict((key, module_kwargs[key]) for key in VALIDATION_RULES if module_kwargs.get(key))
+        validation = ArgumentSpecValidator(argument_spec, **rules).validate(self.params)
         self.params.update(validation.validated_parameters)
         self.no_log_values.update(no_log_values(argument_spec, self.params))
         if validation.error_messages:
@@ -117,6 +122,8 @@ class WorkerModule(object):
             if isinstance(validation.errors[0], UnsupportedError):
                 msg = "Unsupported parameters for (%s) module: %s" % (name, msg)
             self.fail_json(msg=msg)
+        if self.check_mode and not module_kwargs.get("supports_check_mode"):
+            self.exit_json(skipped=True, msg="remote module (%s) does not support check mode" % name)
 
     def warn(self, warning):
         self._warnings.append(str(warning))
@@ -169,16 +176,16 @@ def no_log_values(argument_spec, params):
     return values
 
 
-def run_in_worker(name, argument_spec, run_task, args, check_mode, diff):
+def run_in_worker(name, module_kwargs, run_task, args, check_mode, diff):
     """Run run_task(module) here; return its result. An unexpected error fails the task in one line."""
     module = None
     try:
-        module = WorkerModule(name, argument_spec, args, check_mode, diff)
+        module = WorkerModule(name, module_kwargs, args, check_mode, diff)
         run_task(module)
     except ModuleExit as done:
         return done.result
     except Exception as exc:  # pylint: disable=broad-exception-caught
-        secrets = module.no_log_values if module else no_log_values(argument_spec, args)
+        secrets = module.no_log_values if module else no_log_values(module_kwargs["argument_spec"], args)
         msg = "%s stopped on an unexpected %s: %s" % (name, type(exc).__name__, exc)
         return dict(failed=True, msg=remove_values(msg, secrets))
     return dict(failed=True, msg="%s ended without a result" % name)
@@ -186,7 +193,8 @@ def run_in_worker(name, argument_spec, run_task, args, check_mode, diff):
 
 class WorkerAction(ActionBase):
     """The action plugin of a module that can run in the worker. TASK_CODE names the Python module that holds its
-    argument_spec() and run_task(module); NEEDS_PSYCOPG2 says whether that code needs the driver here."""
+    module_kwargs() (AnsibleModule's keyword arguments) and run_task(module); NEEDS_PSYCOPG2 says whether that code
+    needs the driver here."""
 
     MODULE = None
     TASK_CODE = None
@@ -205,7 +213,7 @@ class WorkerAction(ActionBase):
         if code is not None:
             Display().vvv("%s runs in the Ansible worker (local connection, same Python), code from %s"
                           % (self.MODULE, code.__file__), host=self._play_context.remote_addr)
-            result.update(run_in_worker(self.MODULE, code.argument_spec(), code.run_task, self._task.args,
+            result.update(run_in_worker(self.MODULE, code.module_kwargs(), code.run_task, self._task.args,
                                         self._task.check_mode, self._task.diff))
             return result
         Display().vvv("%s runs as a module: %s" % (self.MODULE, reason), host=self._play_context.remote_addr)

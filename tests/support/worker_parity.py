@@ -16,17 +16,25 @@ def admin(admin_url, statement):
         conn.close()
 
 
+def create_database(server):
+    """(name, url) of a new, empty database; drop_database() removes it."""
+    name = "slogate_w_%s" % uuid.uuid4().hex[:12]
+    admin(server.admin_url, 'CREATE DATABASE "%s"' % name)
+    return name, server.url_for(name)
+
+
+def drop_database(server, name):
+    admin(server.admin_url, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
 def database_pair(server):
     """{path: (name, url)}: one new database per path; drop_pair() removes them."""
-    names = {path: "slogate_w_%s" % uuid.uuid4().hex[:12] for path in PATHS}
-    for name in names.values():
-        admin(server.admin_url, 'CREATE DATABASE "%s"' % name)
-    return {path: (name, server.url_for(name)) for path, name in names.items()}
+    return {path: create_database(server) for path in PATHS}
 
 
 def drop_pair(server, pair):
     for name, _url in pair.values():
-        admin(server.admin_url, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        drop_database(server, name)
 
 
 def comparable(value, names):

@@ -18,17 +18,20 @@ SPEC = dict(
     project_dir=dict(type="path", required=True),
     state=dict(type="str", choices=["latest", "status"], default="latest"),
     lock_wait=dict(type="int", default=300),
+    since=dict(type="str"),
+    lookback_minutes=dict(type="int"),
 )
+KWARGS = dict(argument_spec=SPEC, mutually_exclusive=[("since", "lookback_minutes")], supports_check_mode=True)
 NAME = "slogate.supabase.example"
 URL = "postgresql://app:S3cretPassw0rd@db:5432/app"
 
 
 def module(args, check_mode=False, diff=False):
-    return WorkerModule(NAME, SPEC, args, check_mode, diff)
+    return WorkerModule(NAME, KWARGS, args, check_mode, diff)
 
 
 def outcome(args, task):
-    return run_in_worker(NAME, SPEC, task, args, False, False)
+    return run_in_worker(NAME, KWARGS, task, args, False, False)
 
 
 def test_the_interpreter_running_ansible_is_the_same_python():
@@ -68,6 +71,8 @@ def test_defaults_and_types_are_applied_as_the_module_would():
     (dict(project_dir="/srv", nope=1), "Unsupported parameters for (%s) module: nope. Supported parameters include:" % NAME),
     (dict(project_dir="/srv", state="sideways"), "value of state must be one of: latest, status, got: sideways"),
     (dict(), "missing required arguments: project_dir"),
+    (dict(project_dir="/srv", since="2026-11-27T10:00:00Z", lookback_minutes=5),
+     "parameters are mutually exclusive: since|lookback_minutes"),
 ])
 def test_bad_arguments_fail_with_the_module_message(args, msg):
     with pytest.raises(ModuleExit) as stopped:
@@ -130,3 +135,10 @@ def test_arguments_arrive_as_plain_json_types():
 
     checked = module(dict(project_dir=TaggedStr("/srv"), db_url=TaggedStr(URL)))
     assert not isinstance(checked.params["db_url"], TaggedStr) and checked.params["db_url"] == URL
+
+
+def test_check_mode_without_support_skips_as_the_module_does():
+    with pytest.raises(ModuleExit) as stopped:
+        WorkerModule(NAME, dict(argument_spec=SPEC), dict(project_dir="/srv"), True, False)
+    assert stopped.value.result["skipped"] is True
+    assert stopped.value.result["msg"] == "remote module (%s) does not support check mode" % NAME
