@@ -16,8 +16,9 @@ attributes:
     support: full
     details:
       - That is when the connection is C(local), without C(become), C(async) or a task C(environment), and the task's
-        Python (C(ansible_python_interpreter)) is the one running Ansible, with psycopg2. Then no module payload is
-        built, written and started in a second Python, which saves about half a second per task.
+        Python (C(ansible_python_interpreter)) is the one running Ansible (with psycopg2, for a module that reaches
+        the database). Then no module payload is built, written and started in a second Python, which saves about
+        half a second per task.
       - In every other case, or with the variable C(slogate_supabase_in_controller=false), it runs as a module.
       - The arguments are checked, secrets masked and the result shaped the same way both ways; C(-vvv) says which
         way a task ran.

@@ -197,7 +197,7 @@ def redact_url(url):
 def url_passwords(urls):
     """The passwords in the user info of the URLs, so the caller can keep them out of every output."""
     found = []
-    for url in urls or ():
+    for url in [urls] if isinstance(urls, str) else urls or ():
         try:
             password = urlsplit(str(url)).password
         except ValueError:

@@ -28,6 +28,7 @@ description:
   - Measures the cache hit rate over C(performance_metrics) before and after, for the report.
 extends_documentation_fragment:
   - slogate.supabase.postgres
+  - slogate.supabase.in_worker
 options:
   drain:
     description:
@@ -368,9 +369,8 @@ queries:
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.slogate.supabase.plugins.module_utils import cache, http_request
+from ansible_collections.slogate.supabase.plugins.module_utils.masking import SecretMaskingModule
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import (
     ConfigurationError,
     QueryFailure,
@@ -583,12 +583,21 @@ OPTIONS = dict(
 )
 
 
-def main():
-    module = AnsibleModule(argument_spec=pg_argument_spec(**OPTIONS), supports_check_mode=True)
+def module_kwargs():
+    """AnsibleModule's arguments, for the module and for its run in the Ansible worker (the action plugin)."""
+    return dict(argument_spec=pg_argument_spec(**OPTIONS), supports_check_mode=True)
+
+
+def secrets_in(params):
+    """The passwords in the user info of warm_urls: kept out of every output, the invocation at -vvv included."""
+    return cache.url_passwords(params.get("warm_urls"))
+
+
+def run_task(module):
+    """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json or fail_json."""
     result = dict(changed=False, steps=[], partial_failures=[], queries=[],
                   cache_hit_rate_before=None, cache_hit_rate_after=None)
-    # A password in a URL's user info stays out of every output, the invocation at -vvv included.
-    module.no_log_values.update(cache.url_passwords(module.params["warm_urls"]))
+    module.no_log_values.update(secrets_in(module.params))
     db = None
     try:
         options = cache.parse_options(module.params)
@@ -605,6 +614,10 @@ def main():
     for line in result["partial_failures"]:
         module.warn(line)
     module.exit_json(msg=msg, **result)
+
+
+def main():
+    run_task(SecretMaskingModule(secrets_in, **module_kwargs()))
 
 
 if __name__ == "__main__":

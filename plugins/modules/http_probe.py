@@ -23,6 +23,8 @@ description:
     to do.
   - Bearer tokens are given once, in O(bearer_tokens) (never logged), and named by the probes that send them.
     No token value is ever in the result, the message or the task's arguments shown at C(-vvv).
+extends_documentation_fragment:
+  - slogate.supabase.in_worker
 options:
   base_url:
     description:
@@ -279,9 +281,8 @@ by_name:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.slogate.supabase.plugins.module_utils import cache, http_probe, http_request
+from ansible_collections.slogate.supabase.plugins.module_utils.masking import SecretMaskingModule
 from ansible_collections.slogate.supabase.plugins.module_utils.errors import SlogateError
 
 HTTP_AGENT = "slogate.supabase-http_probe"
@@ -316,11 +317,23 @@ def send_probe(probe, options):
     return http_probe.shape_probe(probe, answers, options.max_body_bytes)
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    # A password in a URL's user info stays out of every output, the invocation at -vvv included.
-    urls = [module.params["base_url"]] + [item.get("url") for item in module.params["probes"] or [] if isinstance(item, dict)]
-    module.no_log_values.update(cache.url_passwords([url for url in urls if url]))
+def module_kwargs():
+    """AnsibleModule's arguments, for the module and for its run in the Ansible worker (the action plugin)."""
+    return dict(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+
+
+def secrets_in(params):
+    """The passwords in the user info of base_url and the probes' URLs: kept out of every output, the invocation at
+    -vvv included."""
+    probes = params.get("probes")
+    urls = [params.get("base_url")] + [item.get("url") for item in probes if isinstance(item, dict)] \
+        if isinstance(probes, list) else [params.get("base_url")]
+    return cache.url_passwords([url for url in urls if url])
+
+
+def run_task(module):
+    """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json."""
+    module.no_log_values.update(secrets_in(module.params))
     try:
         options = http_probe.parse_options(module.params)
     except SlogateError as exc:
@@ -331,6 +344,10 @@ def main():
     module.exit_json(changed=False, msg=http_probe.summarize(entries, check_mode=module.check_mode),
                      requests=options.requests, duration_ms=duration_ms, probes=entries,
                      by_name=http_probe.by_name(entries))
+
+
+def main():
+    run_task(SecretMaskingModule(secrets_in, **module_kwargs()))
 
 
 if __name__ == "__main__":

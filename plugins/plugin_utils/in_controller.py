@@ -105,18 +105,23 @@ class WorkerModule(object):
     same no_log scrubbing and a JSON round trip, so it is what the module would have returned.
     """
 
-    def __init__(self, name, module_kwargs, args, check_mode, diff):
+    def __init__(self, name, module_kwargs, args, check_mode, diff, secrets_in=None):
         self._name = name
         self.check_mode = bool(check_mode)
         self._diff = bool(diff)
         self._warnings = []
         self.params = plain(args)
         self.no_log_values = set()
+        if secrets_in:
+            # As SecretMaskingModule: known before the arguments are checked, so a refusal masks them too.
+            self.no_log_values.update(secrets_in(self.params))
         argument_spec = module_kwargs["argument_spec"]
         rules = dict((key, module_kwargs[key]) for key in VALIDATION_RULES if module_kwargs.get(key))
         validation = ArgumentSpecValidator(argument_spec, **rules).validate(self.params)
         self.params.update(validation.validated_parameters)
         self.no_log_values.update(no_log_values(argument_spec, self.params))
+        # What AnsibleModule itself masks, sub-options' no_log included.
+        self.no_log_values.update(getattr(validation, "_no_log_values", ()))
         if validation.error_messages:
             msg = validation.errors.msg
             if isinstance(validation.errors[0], UnsupportedError):
@@ -164,23 +169,32 @@ def plain(args):
 
 
 def no_log_values(argument_spec, params):
-    """The values of the no_log options (and their aliases), as AnsibleModule collects them."""
+    """The values of the no_log options (and their aliases) as AnsibleModule collects them: a mapping or list
+    given to one contributes every value in it."""
     values = set()
     for name, spec in argument_spec.items():
         if not spec.get("no_log"):
             continue
         for key in [name] + list(spec.get("aliases") or []):
-            value = params.get(key)
-            if value not in (None, ""):
-                values.add(str(value))
+            values.update(leaf_values(params.get(key)))
     return values
 
 
-def run_in_worker(name, module_kwargs, run_task, args, check_mode, diff):
+def leaf_values(value):
+    if isinstance(value, dict):
+        return set().union(*(leaf_values(item) for item in value.values())) if value else set()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return set().union(*(leaf_values(item) for item in value)) if value else set()
+    if value is None or isinstance(value, bool) or value == "":
+        return set()
+    return {str(value)}
+
+
+def run_in_worker(name, module_kwargs, run_task, args, check_mode, diff, secrets_in=None):
     """Run run_task(module) here; return its result. An unexpected error fails the task in one line."""
     module = None
     try:
-        module = WorkerModule(name, module_kwargs, args, check_mode, diff)
+        module = WorkerModule(name, module_kwargs, args, check_mode, diff, secrets_in)
         run_task(module)
     except ModuleExit as done:
         return done.result
@@ -193,8 +207,8 @@ def run_in_worker(name, module_kwargs, run_task, args, check_mode, diff):
 
 class WorkerAction(ActionBase):
     """The action plugin of a module that can run in the worker. TASK_CODE names the Python module that holds its
-    module_kwargs() (AnsibleModule's keyword arguments) and run_task(module); NEEDS_PSYCOPG2 says whether that code
-    needs the driver here."""
+    module_kwargs() (AnsibleModule's keyword arguments), run_task(module) and, if it has secrets to find in its raw
+    arguments, secrets_in(params); NEEDS_PSYCOPG2 says whether that code needs the driver here."""
 
     MODULE = None
     TASK_CODE = None
@@ -214,7 +228,7 @@ class WorkerAction(ActionBase):
             Display().vvv("%s runs in the Ansible worker (local connection, same Python), code from %s"
                           % (self.MODULE, code.__file__), host=self._play_context.remote_addr)
             result.update(run_in_worker(self.MODULE, code.module_kwargs(), code.run_task, self._task.args,
-                                        self._task.check_mode, self._task.diff))
+                                        self._task.check_mode, self._task.diff, getattr(code, "secrets_in", None)))
             return result
         Display().vvv("%s runs as a module: %s" % (self.MODULE, reason), host=self._play_context.remote_addr)
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async

@@ -61,6 +61,24 @@ def test_no_log_values_take_aliases_and_skip_empty_ones():
     assert no_log_values(SPEC, dict(db_url="", project_dir="/srv")) == set()
 
 
+def test_a_no_log_mapping_gives_every_value_in_it():
+    spec = dict(headers=dict(type="dict", no_log=True), tokens=dict(type="list", no_log=True))
+    params = dict(headers={"Authorization": "Bearer abc123", "X-Count": 7, "Off": None},
+                  tokens=["tok-1", ["tok-2"], True])
+    assert no_log_values(spec, params) == {"Bearer abc123", "7", "tok-1", "tok-2"}
+
+
+def test_a_no_log_mapping_never_reaches_the_result():
+    spec = dict(headers=dict(type="dict", no_log=True))
+
+    def task(m):
+        m.exit_json(sent="sent Bearer abc123456")
+
+    result = run_in_worker(NAME, dict(argument_spec=spec), task, dict(headers={"Authorization": "Bearer abc123456"}),
+                           False, False)
+    assert "abc123456" not in repr(result)
+
+
 def test_defaults_and_types_are_applied_as_the_module_would():
     checked = module(dict(project_dir="~/app", lock_wait="12"))
     assert checked.params["state"] == "latest" and checked.params["lock_wait"] == 12

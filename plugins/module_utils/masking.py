@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: slogate.supabase contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""An AnsibleModule that knows the secrets hidden in its arguments before it checks them."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+class SecretMaskingModule(AnsibleModule):
+    """AnsibleModule that masks what secrets_in(params) finds (say, the password in a URL) from the start: when the
+    arguments are refused, the invocation shown at -vvv holds them as they were given."""
+
+    def __init__(self, secrets_in, **kwargs):
+        self._secrets_in = secrets_in
+        super(SecretMaskingModule, self).__init__(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        self.no_log_values.update(self._secrets_in(self.params))
+        super(SecretMaskingModule, self).fail_json(msg, **kwargs)
