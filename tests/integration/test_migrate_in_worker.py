@@ -8,14 +8,13 @@ import pytest
 
 import kit
 from pgserver import run_sql
-from worker_parity import PATHS, comparable, database_pair, drop_pair
+from worker_parity import PATHS, comparable, database_pair, drop_pair, run_both
 
 pytestmark = pytest.mark.integration
 
 TRICKY = kit.ROOT / "tests" / "integration" / "projects" / "tricky"
 HISTORY = "SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version"
 IN_WORKER = "supabase_migrate runs in the Ansible worker"
-AS_MODULE = "supabase_migrate runs as a module"
 
 
 @pytest.fixture
@@ -40,19 +39,10 @@ def names_of(path, projects, databases=None):
 
 
 def both(ansible_module, databases, projects, args=None, **options):
-    """Run the same task both ways; return {True: run in the worker, False: run as a module}."""
-    runs = {}
-    for path in PATHS:
-        task_args = dict(project_dir=str(projects[path]), db_url=databases[path])
-        task_args.update(args or {})
-        runs[path] = ansible_module("supabase_migrate", task_args, in_worker=path, verbosity=3, **options)
-        assert (IN_WORKER if path else AS_MODULE) in runs[path].stdout, runs[path].stdout[-2000:]
-    return runs
-
-
-def assert_same(runs, projects, databases=None):
-    worker, module = (comparable(runs[path].result, names_of(path, projects, databases)) for path in PATHS)
-    assert worker == module
+    """Run the same task both ways (the results must match); return {True: run in the worker, False: as a module}."""
+    return run_both(ansible_module, "supabase_migrate",
+                    lambda path: dict(args or {}, project_dir=str(projects[path]), db_url=databases[path]),
+                    lambda path: names_of(path, projects, databases), **options)
 
 
 def warnings_of(runs, path, projects):
@@ -62,19 +52,16 @@ def warnings_of(runs, path, projects):
 def test_apply_and_the_second_run_match(ansible_module, databases, projects):
     runs = both(ansible_module, databases, projects)
     assert not runs[True].failed and runs[True].result["changed"] is True and len(runs[True].result["applied"]) == 8
-    assert_same(runs, projects)
     assert runs[True].result["invocation"]["module_args"]["db_url"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     assert warnings_of(runs, True, projects) == warnings_of(runs, False, projects)
     assert run_sql(databases[True], HISTORY) == run_sql(databases[False], HISTORY)
     again = both(ansible_module, databases, projects)
     assert again[True].result["changed"] is False
-    assert_same(again, projects)
 
 
 def test_check_mode_with_diff_matches(ansible_module, databases, projects):
     runs = both(ansible_module, databases, projects, check=True, diff=True)
     assert runs[True].result["changed"] is True and len(runs[True].result["pending"]) == 8
-    assert_same(runs, projects)
     assert "CREATE INDEX CONCURRENTLY accounts_created_at_idx" in runs[True].stdout
     for url in databases.values():
         assert run_sql(url, "SELECT to_regclass('supabase_migrations.schema_migrations')") == [(None,)]
@@ -86,7 +73,6 @@ def test_a_broken_migration_fails_the_same_way(ansible_module, databases, projec
             "CREATE TABLE public.half_done (id int);\nINSERT INTO public.no_such_table VALUES (1);\n")
     runs = both(ansible_module, databases, projects)
     assert runs[True].failed and "20260201000009_broken.sql, statement 2 (line 2)" in runs[True].result["msg"]
-    assert_same(runs, projects)
     assert run_sql(databases[True], HISTORY) == run_sql(databases[False], HISTORY)
 
 
@@ -97,7 +83,6 @@ def test_drift_warns_the_same_way(ansible_module, databases, projects):
         path.write_text(path.read_text().replace("email text NOT NULL UNIQUE", "email text NOT NULL"))
     runs = both(ansible_module, databases, projects, args=dict(state="status"))
     assert runs[True].result["drift"]
-    assert_same(runs, projects)
     warned = warnings_of(runs, True, projects)
     assert any("changed after it was applied" in line for line in warned)
     assert warned == warnings_of(runs, False, projects)
@@ -109,7 +94,6 @@ def test_rolled_back_refusal_matches(ansible_module, databases, projects):
         (project / "supabase" / "rollbacks" / "20260201000008_after_header.sql").unlink()
     runs = both(ansible_module, databases, projects, args=dict(state="rolled_back", target="20260201000006"))
     assert runs[True].failed and runs[True].result["irreversible"]
-    assert_same(runs, projects)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -121,7 +105,6 @@ def test_rolled_back_refusal_matches(ansible_module, databases, projects):
 def test_bad_input_fails_with_the_same_message(ansible_module, databases, projects, args, expected):
     runs = both(ansible_module, databases, projects, args=args)
     assert runs[True].failed and expected in runs[True].result["msg"]
-    assert_same(runs, projects)
 
 
 def test_missing_project_dir_fails_the_same_way(ansible_module, databases, projects):
@@ -135,7 +118,6 @@ def test_a_wrong_password_is_masked_both_ways(ansible_module, pg_server, databas
     assert all("NopeNope42" in url for url in urls.values())
     runs = both(ansible_module, urls, projects)
     assert runs[True].failed and "authentication failed" in runs[True].result["msg"]
-    assert_same(runs, projects, urls)
     for run in runs.values():
         assert "NopeNope42" not in run.output
 
@@ -149,9 +131,16 @@ def test_another_python_runs_it_as_a_module(ansible_module, databases, projects,
     assert "runs as a module: its Python (%s) is not the one running Ansible" % other in run.stdout
 
 
-def test_a_task_environment_runs_it_as_a_module(ansible_playbook, databases, projects, tmp_path):
+def run_play(ansible_playbook, tmp_path, text, extra_vars, **options):
     playbook = tmp_path / "play.yml"
-    playbook.write_text("""
+    playbook.write_text(text)
+    run = ansible_playbook(playbook, extra_vars, verbosity=3, **options)
+    assert run.rc == 0, run.stdout[-2000:]
+    return run
+
+
+def test_a_task_environment_runs_it_as_a_module(ansible_playbook, databases, projects, tmp_path):
+    run = run_play(ansible_playbook, tmp_path, """
 - hosts: localhost
   gather_facts: false
   tasks:
@@ -161,16 +150,13 @@ def test_a_task_environment_runs_it_as_a_module(ansible_playbook, databases, pro
         state: status
       environment:
         SUPABASE_DB_URL: "{{ url }}"
-""")
-    run = ansible_playbook(playbook, dict(project=str(projects[True]), url=databases[True]), verbosity=3)
-    assert run.rc == 0, run.stdout[-2000:]
+""", dict(project=str(projects[True]), url=databases[True]))
     assert "runs as a module: the task sets environment (SUPABASE_DB_URL)" in run.stdout
 
 
 def test_a_task_delegated_to_localhost_runs_in_the_worker(ansible_playbook, databases, projects, tmp_path):
     """The Python that counts is the delegated host's (localhost: Ansible's own), not db1's."""
-    playbook = tmp_path / "play.yml"
-    playbook.write_text("""
+    run = run_play(ansible_playbook, tmp_path, """
 - hosts: localhost
   gather_facts: false
   tasks:
@@ -192,9 +178,7 @@ def test_a_task_delegated_to_localhost_runs_in_the_worker(ansible_playbook, data
         db_url: "{{ url }}"
         state: status
       delegate_to: localhost
-""")
-    run = ansible_playbook(playbook, dict(project=str(projects[True]), url=databases[True]), verbosity=3, python=None)
-    assert run.rc == 0, run.stdout[-2000:]
+""", dict(project=str(projects[True]), url=databases[True]), python=None)
     assert IN_WORKER in run.stdout and "ok: [db1 -> localhost]" in run.stdout
 
 

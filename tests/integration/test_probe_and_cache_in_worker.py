@@ -7,7 +7,7 @@ import pytest
 import kit
 from local_http import LocalHTTPServer
 from pgserver import run_sql
-from worker_parity import PATHS, comparable, database_pair, drop_pair, marker
+from worker_parity import PATHS, comparable, drop_pair, filled_pair, marker, run_both
 
 pytestmark = pytest.mark.integration
 
@@ -67,24 +67,19 @@ def test_http_probe_gives_the_same_result_both_ways(ansible_module, probes, chec
 
 @pytest.fixture
 def kit_databases(pg_server):
-    pair = database_pair(pg_server)
-    for _name, url in pair.values():
+    def fill(url):
         kit.install(url)
         run_sql(url, QUEUE)
+
+    pair = filled_pair(pg_server, fill)
     yield pair
     drop_pair(pg_server, pair)
 
 
 def warm_both(ansible_module, databases, args, **options):
-    runs = {}
-    for path in PATHS:
-        task_args = dict(dict(drain=False, warm_top=0, refresh_views=False), **args)
-        runs[path] = ansible_module("cache_warm", dict(task_args, db_url=databases[path][1]), in_worker=path,
-                                    verbosity=3, **options)
-        assert marker("slogate.supabase.cache_warm", path) in runs[path].stdout, runs[path].stdout[-2000:]
-    worker, module = (comparable(runs[path].result, {databases[path][0]: "<database>"}) for path in PATHS)
-    assert worker == module
-    return runs[True]
+    task_args = dict(dict(drain=False, warm_top=0, refresh_views=False), **args)
+    return run_both(ansible_module, "cache_warm", lambda path: dict(task_args, db_url=databases[path][1]),
+                    lambda path: {databases[path][0]: "<database>"}, **options)[True]
 
 
 def test_cache_warm_gives_the_same_result_both_ways(ansible_module, kit_databases):

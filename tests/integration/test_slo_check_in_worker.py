@@ -3,11 +3,10 @@
 import pytest
 
 import kit
-from worker_parity import PATHS, comparable, create_database, drop_database, marker
+from worker_parity import create_database, drop_database, run_both
 
 pytestmark = pytest.mark.integration
 
-MODULE = "slogate.supabase.slo_check"
 SINCE, AS_OF = "2026-11-26T12:00:00+00:00", "2026-11-26T12:00:40+00:00"
 TRAFFIC = """
 INSERT INTO public.performance_metrics (created_at, endpoint, status, duration_ms, cache_hit)
@@ -28,13 +27,8 @@ def traffic(pg_server):
 
 
 def both(ansible_module, traffic, args, **options):
-    runs = {}
-    for path in PATHS:
-        runs[path] = ansible_module("slo_check", dict(args, db_url=traffic[1]), in_worker=path, verbosity=3, **options)
-        assert marker(MODULE, path) in runs[path].stdout, runs[path].stdout[-2000:]
-    worker, module = (comparable(runs[path].result, {traffic[0]: "<database>"}) for path in PATHS)
-    assert worker == module
-    return runs[True]
+    return run_both(ansible_module, "slo_check", lambda path: dict(args, db_url=traffic[1]),
+                    lambda path: {traffic[0]: "<database>"}, **options)[True]
 
 
 WINDOW = dict(since=SINCE, as_of=AS_OF, bucket_seconds=10)

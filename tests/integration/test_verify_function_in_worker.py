@@ -3,11 +3,10 @@
 import pytest
 
 from pgserver import run_sql
-from worker_parity import PATHS, comparable, database_pair, drop_pair, marker
+from worker_parity import drop_pair, filled_pair, run_both
 
 pytestmark = pytest.mark.integration
 
-MODULE = "slogate.supabase.pg_verify_function"
 FUNCTIONS = """
 CREATE TABLE public.audit (n int);
 CREATE FUNCTION public.all_good() RETURNS boolean LANGUAGE sql AS $$ SELECT true $$;
@@ -21,22 +20,14 @@ CREATE FUNCTION public.problems() RETURNS TABLE (name text, ok boolean) LANGUAGE
 
 @pytest.fixture
 def databases(pg_server):
-    pair = database_pair(pg_server)
-    for _name, url in pair.values():
-        run_sql(url, FUNCTIONS)
+    pair = filled_pair(pg_server, lambda url: run_sql(url, FUNCTIONS))
     yield pair
     drop_pair(pg_server, pair)
 
 
 def both(ansible_module, databases, args, **options):
-    runs = {}
-    for path in PATHS:
-        runs[path] = ansible_module("pg_verify_function", dict(args, db_url=databases[path][1]), in_worker=path,
-                                    verbosity=3, **options)
-        assert marker(MODULE, path) in runs[path].stdout, runs[path].stdout[-2000:]
-    worker, module = (comparable(runs[path].result, {databases[path][0]: "<database>"}) for path in PATHS)
-    assert worker == module
-    return runs[True]
+    return run_both(ansible_module, "pg_verify_function", lambda path: dict(args, db_url=databases[path][1]),
+                    lambda path: {databases[path][0]: "<database>"}, **options)[True]
 
 
 @pytest.mark.parametrize("args, failed", [

@@ -52,3 +52,23 @@ def comparable(value, names):
 
 def marker(module, in_worker):
     return "%s runs %s" % (module, "in the Ansible worker" if in_worker else "as a module")
+
+
+def run_both(ansible_module, module, args_for, names_for, **options):
+    """Run slogate.supabase.<module> in the worker and as a module, with args_for(path); assert both results are the
+    same once names_for(path) are replaced by placeholders; return {path: run}."""
+    runs = {}
+    for path in PATHS:
+        runs[path] = ansible_module(module, args_for(path), in_worker=path, verbosity=3, **options)
+        assert marker("slogate.supabase." + module, path) in runs[path].stdout, runs[path].stdout[-2000:]
+    in_worker, as_module = (comparable(runs[path].result, names_for(path)) for path in PATHS)
+    assert in_worker == as_module
+    return runs
+
+
+def filled_pair(server, fill):
+    """database_pair() with fill(url) run on each database."""
+    pair = database_pair(server)
+    for _name, url in pair.values():
+        fill(url)
+    return pair
