@@ -119,9 +119,9 @@ class WorkerModule(object):
         rules = dict((key, module_kwargs[key]) for key in VALIDATION_RULES if module_kwargs.get(key))
         validation = ArgumentSpecValidator(argument_spec, **rules).validate(self.params)
         self.params.update(validation.validated_parameters)
-        self.no_log_values.update(no_log_values(argument_spec, self.params))
-        # What AnsibleModule itself masks, sub-options' no_log included.
-        self.no_log_values.update(getattr(validation, "_no_log_values", ()))
+        # The values AnsibleModule masks (no_log options, their aliases, sub-options and env fallbacks), collected by
+        # the validator before it checks anything, so a refused argument list is masked too.
+        self.no_log_values.update(validation._no_log_values)
         if validation.error_messages:
             msg = validation.errors.msg
             if isinstance(validation.errors[0], UnsupportedError):
@@ -168,28 +168,6 @@ def plain(args):
         return dict(args)
 
 
-def no_log_values(argument_spec, params):
-    """The values of the no_log options (and their aliases) as AnsibleModule collects them: a mapping or list
-    given to one contributes every value in it."""
-    values = set()
-    for name, spec in argument_spec.items():
-        if not spec.get("no_log"):
-            continue
-        for key in [name] + list(spec.get("aliases") or []):
-            values.update(leaf_values(params.get(key)))
-    return values
-
-
-def leaf_values(value):
-    if isinstance(value, dict):
-        return set().union(*(leaf_values(item) for item in value.values())) if value else set()
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return set().union(*(leaf_values(item) for item in value)) if value else set()
-    if value is None or isinstance(value, bool) or value == "":
-        return set()
-    return {str(value)}
-
-
 def run_in_worker(name, module_kwargs, run_task, args, check_mode, diff, secrets_in=None):
     """Run run_task(module) here; return its result. An unexpected error fails the task in one line."""
     module = None
@@ -199,9 +177,10 @@ def run_in_worker(name, module_kwargs, run_task, args, check_mode, diff, secrets
     except ModuleExit as done:
         return done.result
     except Exception as exc:  # pylint: disable=broad-exception-caught
-        secrets = module.no_log_values if module else no_log_values(module_kwargs["argument_spec"], args)
+        if module is None:  # its arguments were not even read: nothing says which of them are secrets
+            return dict(failed=True, msg="%s stopped on an unexpected %s reading its arguments" % (name, type(exc).__name__))
         msg = "%s stopped on an unexpected %s: %s" % (name, type(exc).__name__, exc)
-        return dict(failed=True, msg=remove_values(msg, secrets))
+        return dict(failed=True, msg=remove_values(msg, module.no_log_values))
     return dict(failed=True, msg="%s ended without a result" % name)
 
 

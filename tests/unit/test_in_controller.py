@@ -8,7 +8,6 @@ import pytest
 from ansible_collections.slogate.supabase.plugins.plugin_utils.in_controller import (
     ModuleExit,
     WorkerModule,
-    no_log_values,
     run_in_worker,
     same_python,
 )
@@ -57,15 +56,30 @@ def test_a_missing_interpreter_is_not(path):
 
 
 def test_no_log_values_take_aliases_and_skip_empty_ones():
-    assert no_log_values(SPEC, dict(login_url=URL)) == {URL}
-    assert no_log_values(SPEC, dict(db_url="", project_dir="/srv")) == set()
+    assert module(dict(project_dir="/srv", login_url=URL)).no_log_values == {URL}
+    assert module(dict(db_url="", project_dir="/srv")).no_log_values == set()
 
 
 def test_a_no_log_mapping_gives_every_value_in_it():
     spec = dict(headers=dict(type="dict", no_log=True), tokens=dict(type="list", no_log=True))
     params = dict(headers={"Authorization": "Bearer abc123", "X-Count": 7, "Off": None},
                   tokens=["tok-1", ["tok-2"], True])
-    assert no_log_values(spec, params) == {"Bearer abc123", "7", "tok-1", "tok-2"}
+    checked = WorkerModule(NAME, dict(argument_spec=spec), params, False, False)
+    assert {"Bearer abc123", "7", "tok-1", "tok-2"} <= checked.no_log_values
+
+
+def test_a_refused_argument_list_is_masked_too():
+    with pytest.raises(ModuleExit) as stopped:
+        module(dict(project_dir="/srv", db_url=URL, nope=1))
+    assert stopped.value.result["failed"] is True and URL not in repr(stopped.value.result)
+
+
+def test_arguments_that_cannot_be_read_fail_in_one_line():
+    def secrets_in(params):
+        raise KeyError(URL)
+
+    result = run_in_worker(NAME, KWARGS, lambda m: None, dict(project_dir="/srv", db_url=URL), False, False, secrets_in)
+    assert result == dict(failed=True, msg="%s stopped on an unexpected KeyError reading its arguments" % NAME)
 
 
 def test_a_no_log_mapping_never_reaches_the_result():
