@@ -11,12 +11,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 class SecretMaskingModule(AnsibleModule):
-    """AnsibleModule that masks what secrets_in(params) finds (say, the password in a URL) from the start: when the
-    arguments are refused, the invocation shown at -vvv holds them as they were given."""
+    """AnsibleModule that masks what secrets_in(params) finds (say, the password in a URL) in whatever it returns,
+    also when it refuses the arguments: the invocation shown at -vvv then holds them as they were given."""
 
     def __init__(self, secrets_in, **kwargs):
         self._secrets_in = secrets_in
         super(SecretMaskingModule, self).__init__(**kwargs)
+
+    def exit_json(self, **kwargs):
+        self.no_log_values.update(self._secrets_in(self.params))
+        super(SecretMaskingModule, self).exit_json(**kwargs)
 
     def fail_json(self, msg, **kwargs):
         self.no_log_values.update(self._secrets_in(self.params))

@@ -115,7 +115,7 @@ def module_kwargs():
 
 
 def run_task(module):
-    """The whole task on an AnsibleModule (or the controller's stand-in): ends with exit_json or fail_json."""
+    """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json or fail_json."""
     params = module.params
     state = params["state"]
     try:

@@ -597,7 +597,6 @@ def run_task(module):
     """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json or fail_json."""
     result = dict(changed=False, steps=[], partial_failures=[], queries=[],
                   cache_hit_rate_before=None, cache_hit_rate_after=None)
-    module.no_log_values.update(secrets_in(module.params))
     db = None
     try:
         options = cache.parse_options(module.params)

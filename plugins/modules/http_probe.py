@@ -325,15 +325,14 @@ def module_kwargs():
 def secrets_in(params):
     """The passwords in the user info of base_url and the probes' URLs: kept out of every output, the invocation at
     -vvv included."""
-    probes = params.get("probes")
-    urls = [params.get("base_url")] + [item.get("url") for item in probes if isinstance(item, dict)] \
-        if isinstance(probes, list) else [params.get("base_url")]
+    urls = [params.get("base_url")]
+    if isinstance(params.get("probes"), list):
+        urls.extend(item.get("url") for item in params["probes"] if isinstance(item, dict))
     return cache.url_passwords([url for url in urls if url])
 
 
 def run_task(module):
     """The whole task on an AnsibleModule or the worker's stand-in; ends with exit_json."""
-    module.no_log_values.update(secrets_in(module.params))
     try:
         options = http_probe.parse_options(module.params)
     except SlogateError as exc:

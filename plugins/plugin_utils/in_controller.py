@@ -112,9 +112,9 @@ class WorkerModule(object):
         self._warnings = []
         self.params = plain(args)
         self.no_log_values = set()
-        if secrets_in:
-            # As SecretMaskingModule: known before the arguments are checked, so a refusal masks them too.
-            self.no_log_values.update(secrets_in(self.params))
+        # As SecretMaskingModule: also when the arguments are refused, and in the message of an unexpected error.
+        self._secrets_in = secrets_in or (lambda params: ())
+        self.no_log_values.update(self._secrets_in(self.params))
         argument_spec = module_kwargs["argument_spec"]
         rules = dict((key, module_kwargs[key]) for key in VALIDATION_RULES if module_kwargs.get(key))
         validation = ArgumentSpecValidator(argument_spec, **rules).validate(self.params)
@@ -150,6 +150,7 @@ class WorkerModule(object):
         raise ModuleExit(self._formatted(result))
 
     def _formatted(self, result):
+        self.no_log_values.update(self._secrets_in(self.params))
         result.setdefault("invocation", {"module_args": self.params})
         if self._warnings:
             result["warnings"] = list(self._warnings)
